@@ -1,0 +1,170 @@
+"""Every error rp_notebook raises, in one tree.
+
+    RunpodError
+    ├── ConfigurationError        no API key, no endpoint for a model, a bad setting
+    ├── InputError (ValueError)   a model input out of range, of the wrong type, or unknown;
+    │                             names the field and what it allows, raised before any request
+    ├── TransportError            the server could not be reached, or the connection broke
+    ├── APIError                  the job API answered with an HTTP error
+    │   ├── AuthenticationError   401/403: missing or wrong API key
+    │   ├── NotFoundError         404: unknown endpoint, or a job that expired (TTL, retention)
+    │   ├── RateLimitedError      429: over the per-endpoint request budget; carries retry_after
+    │   ├── PayloadTooLargeError  413, or a request the client knows is over the size limit
+    │   └── ServerError           5xx
+    ├── JobError                  a job ended without a result; carries job_id and status
+    │   ├── JobFailedError        FAILED: carries the worker's error, parsed from its JSON
+    │   ├── JobCancelledError     CANCELLED
+    │   └── JobTimedOutError      TIMED_OUT: the endpoint's execution timeout ran out
+    └── WaitTimeoutError (TimeoutError)
+                                  `job.result(timeout=...)` gave up waiting; the job goes on
+
+In a notebook these print as one line (`_render_traceback_`), not as a Python traceback, yet they
+are still real exceptions: nbval and callers see them.
+
+Messages never contain the API key: `redact` is applied to every message built from server text.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "ConfigurationError",
+    "InputError",
+    "JobCancelledError",
+    "JobError",
+    "JobFailedError",
+    "JobTimedOutError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "RateLimitedError",
+    "RunpodError",
+    "ServerError",
+    "TransportError",
+    "WaitTimeoutError",
+]
+
+
+class RunpodError(Exception):
+    """Base class of every rp_notebook error."""
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython calls this instead of printing a traceback: users want the message, not our frames.
+        return [f"\x1b[31m{type(self).__name__}\x1b[0m: {self}"]
+
+
+class ConfigurationError(RunpodError):
+    """Something needed to talk to Runpod is missing or malformed (API key, endpoint id, URL)."""
+
+
+class InputError(RunpodError, ValueError):
+    """A model input is invalid. `field` names it; the message says what is allowed."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(f"{field}: {message}")
+
+
+class TransportError(RunpodError):
+    """The request did not get an HTTP answer (connection refused or dropped, read timeout)."""
+
+
+class APIError(RunpodError):
+    """The job API answered with an HTTP error status."""
+
+    def __init__(self, message: str, *, status_code: int, body: Any = None) -> None:
+        self.status_code = status_code
+        self.body = body
+        super().__init__(message)
+
+
+class AuthenticationError(APIError):
+    """401/403: the API key is missing, wrong, or lacks the scope for this call."""
+
+
+class NotFoundError(APIError):
+    """404: the endpoint id is unknown, or the job is gone (TTL expired, result retention over)."""
+
+
+class RateLimitedError(APIError):
+    """429: the endpoint's request budget is spent. `retry_after` is in seconds, when the server said."""
+
+    def __init__(self, message: str, *, status_code: int = 429, body: Any = None,
+                 retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, status_code=status_code, body=body)
+
+
+class PayloadTooLargeError(APIError):
+    """The request body is over the job API's limit (10 MB for /run, 20 MB for /runsync)."""
+
+
+class ServerError(APIError):
+    """5xx from the job API."""
+
+
+class JobError(RunpodError):
+    """A job reached an end state other than COMPLETED."""
+
+    def __init__(self, message: str, *, job_id: str, status: str) -> None:
+        self.job_id = job_id
+        self.status = status
+        super().__init__(message)
+
+
+class JobFailedError(JobError):
+    """The job FAILED. `error` is the worker's message; `details` the parsed JSON, when it was JSON.
+
+    The runpod worker SDK reports an uncaught handler exception as a JSON *string* with
+    error_type, error_message and error_traceback; a handler that returns {"error": ...} gives
+    its own text. Both are kept here, nothing is dropped.
+    """
+
+    def __init__(self, job_id: str, error: Any) -> None:
+        self.raw_error = error
+        self.details: dict[str, Any] | None = parse_worker_error(error)
+        if self.details is not None:
+            self.error = str(self.details.get("error_message") or self.details.get("error") or error)
+            self.worker_traceback: str | None = self.details.get("error_traceback")
+            kind = self.details.get("error_type", "")
+            prefix = f"{_short_type(kind)}: " if kind else ""
+        else:
+            self.error = "" if error is None else str(error)
+            self.worker_traceback = None
+            prefix = ""
+        super().__init__(f"job {job_id} failed: {prefix}{self.error}", job_id=job_id, status="FAILED")
+
+
+class JobCancelledError(JobError):
+    """The job was CANCELLED (by this client, another client, or a purge)."""
+
+
+class JobTimedOutError(JobError):
+    """The job TIMED_OUT: it ran past the endpoint's (or the request's) execution timeout."""
+
+
+class WaitTimeoutError(RunpodError, TimeoutError):
+    """The caller stopped waiting. The job itself is still running; wait again or cancel it."""
+
+
+def parse_worker_error(error: Any) -> dict[str, Any] | None:
+    """The worker SDK's JSON error string as a dict; None when it is plain text."""
+    if isinstance(error, dict):
+        return error
+    if isinstance(error, str) and error.lstrip().startswith("{"):
+        try:
+            parsed = json.loads(error)
+        except ValueError:
+            return None
+        return parsed if isinstance(parsed, dict) else None
+    return None
+
+
+def _short_type(error_type: str) -> str:
+    # The SDK writes str(type(err)): "<class 'ValueError'>" -> "ValueError".
+    if error_type.startswith("<class '") and error_type.endswith("'>"):
+        return error_type[8:-2].rsplit(".", 1)[-1]
+    return error_type
