@@ -1,23 +1,71 @@
-"""rp_notebook: run GPU models on Runpod serverless from a notebook.
+"""rp_notebook: run GPU models on Runpod serverless from a notebook, and see and hear the results inline.
 
-Importing this package is cheap on purpose: the runpod SDK, aiohttp and the local endpoint's
-server are never imported here (the runpod SDK alone takes over a second).
+    %load_ext rp_notebook
+    %runpod local start              # optional: a local endpoint with CPU engines, no account needed
+    %runpod tts "Hello from Runpod"  # returns at once; turns into an audio player when done
+
+From Python: `rp_notebook.tts("Hello")` returns a Job; `job.result()` or `await job` gives the audio.
+
+Importing this package is cheap on purpose: public names load on first use, and the runpod SDK,
+aiohttp and the local endpoint's server are never imported on this path.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
-__all__ = ["__version__", "load_ipython_extension", "unload_ipython_extension"]
+
+# name -> module that defines it (loaded on first attribute access)
+_EXPORTS = {
+    "AudioResult": ".results",
+    "Job": ".jobs",
+    "JobManager": ".jobs",
+    "JobsClient": ".client",
+    "JobStatus": ".client",
+    "MODELS": ".models",
+    "configure": ".config",
+    "current_settings": ".config",
+    "errors": ".errors",
+    "get_manager": ".jobs",
+    "start_local": "._api",
+    "stop_local": "._api",
+    "submit": "._api",
+    "tts": "._api",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__", "load_ipython_extension", "unload_ipython_extension"])
+
+if TYPE_CHECKING:
+    from . import errors
+    from ._api import start_local, stop_local, submit, tts
+    from .client import JobsClient, JobStatus
+    from .config import configure, current_settings
+    from .jobs import Job, JobManager, get_manager
+    from .models import MODELS
+    from .results import AudioResult
 
 
-def load_ipython_extension(ipython):  # type: ignore[no-untyped-def]
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'rp_notebook' has no attribute {name!r}")
+    if name == "errors":
+        return import_module(module, __name__)
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def load_ipython_extension(ipython: Any) -> None:
     """`%load_ext rp_notebook`: register the %runpod / %%runpod magics."""
-    from .magics import load_ipython_extension as _load
+    from .magics import load_ipython_extension as load
 
-    _load(ipython)
+    load(ipython)
 
 
-def unload_ipython_extension(ipython):  # type: ignore[no-untyped-def]
-    from .magics import unload_ipython_extension as _unload
+def unload_ipython_extension(ipython: Any) -> None:
+    from .magics import unload_ipython_extension as unload
 
-    _unload(ipython)
+    unload(ipython)

@@ -1,0 +1,210 @@
+"""One HTTP call to a Runpod API, with retries that know which calls are safe to repeat.
+
+Retry policy (why, not only what):
+
+- A request that never reached the server (connection refused, DNS, connect timeout) is retried
+  for every call: nothing happened server-side.
+- 429 is retried for every call, after `Retry-After` when the server gives it: a refused request
+  did not run.
+- 5xx, dropped connections and read timeouts are retried only for idempotent calls (status, stream,
+  health, cancel, purge). A `run` whose answer was lost may have queued a paid job, so it is not
+  re-sent; the caller gets a TransportError that says so (see JobsClient.run).
+
+HTTP errors become the exception tree in rp_notebook.errors; every message is redacted of the key.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+from .. import __version__
+from ..config import Settings
+from ..errors import (
+    APIError,
+    AuthenticationError,
+    NotFoundError,
+    PayloadTooLargeError,
+    RateLimitedError,
+    ServerError,
+    TransportError,
+)
+
+__all__ = ["HTTPTransport", "RetryPolicy"]
+
+USER_AGENT = f"rp_notebook/{__version__}"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5
+    backoff: float = 0.25  # first delay, doubled each attempt, with jitter
+    max_delay: float = 8.0
+    #: Longest Retry-After we will sleep through inside one call; longer ones surface as RateLimitedError.
+    max_retry_after: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        base = min(self.max_delay, self.backoff * 2**attempt)
+        return base * (0.5 + random.random() / 2)
+
+
+class HTTPTransport:
+    """A requests.Session bound to one base URL and key, raising rp_notebook errors."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        base_url: str,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.base_url = base_url.rstrip("/")
+        self.retry = retry or RetryPolicy()
+        self.timeout = timeout
+        self._sleep = sleep
+        self._session = session or requests.Session()
+        # Pool sized for many concurrent long-polls from the job manager's threads.
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64, max_retries=0)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        #: Count of HTTP requests actually sent (benchmarks report requests per job).
+        self.requests_sent = 0
+
+    def close(self) -> None:
+        self._session.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        idempotent: bool,
+        timeout: float | None = None,
+        max_body_bytes: int | None = None,
+        what: str = "",
+    ) -> Any:
+        """Send one API call; return its decoded JSON body or raise an rp_notebook error."""
+        key = self.settings.require_key()
+        data = None
+        if body is not None:
+            data = json.dumps(body, separators=(",", ":")).encode()
+            if max_body_bytes is not None and len(data) > max_body_bytes:
+                raise PayloadTooLargeError(
+                    f"the request is {len(data) / 1e6:.1f} MB; {path.rsplit('/', 1)[-1]} accepts at most "
+                    f"{max_body_bytes / 1e6:.0f} MB (send large media as a URL instead)",
+                    status_code=413,
+                )
+        headers = {
+            "Authorization": f"Bearer {key.reveal()}",
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+        }
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        url = f"{self.base_url}/{path.lstrip('/')}"
+        for attempt in range(self.retry.attempts):
+            last = attempt == self.retry.attempts - 1
+            try:
+                self.requests_sent += 1
+                response = self._session.request(
+                    method, url, data=data, params=params, headers=headers, timeout=(5.0, timeout or self.timeout)
+                )
+            except requests.RequestException as exc:
+                never_sent = _never_sent(exc)
+                if (idempotent or never_sent) and not last:
+                    self._sleep(self.retry.delay(attempt))
+                    continue
+                raise TransportError(self._transport_message(method, url, exc, never_sent)) from None
+            if response.status_code == 429 and not last:
+                wait = _retry_after(response)
+                if wait is None or wait <= self.retry.max_retry_after:
+                    self._sleep(wait if wait is not None else self.retry.delay(attempt))
+                    continue
+            if response.status_code >= 500 and idempotent and not last:
+                self._sleep(self.retry.delay(attempt))
+                continue
+            return self._decode(response, what)
+        raise AssertionError("unreachable")  # the last attempt always returns or raises
+
+    def _decode(self, response: requests.Response, what: str) -> Any:
+        status = response.status_code
+        try:
+            payload: Any = response.json()
+        except ValueError:
+            payload = response.text
+        if status < 400:
+            if isinstance(payload, str) and payload:
+                raise APIError(f"expected JSON from {response.url}, got: {payload[:200]!r}", status_code=status)
+            return payload
+        detail = self.settings.redact(_error_text(payload))
+        subject = f"{what}: " if what else ""
+        if status in (401, 403):
+            raise AuthenticationError(
+                f"{subject}the API key was refused ({status}). Check RUNPOD_API_KEY (its value is never shown)."
+                + (f" Server said: {detail}" if detail else ""),
+                status_code=status,
+                body=payload,
+            )
+        if status == 404:
+            raise NotFoundError(f"{subject}not found (404){': ' + detail if detail else ''}", status_code=404,
+                                body=payload)
+        if status == 413:
+            raise PayloadTooLargeError(f"{subject}request too large (413): {detail}", status_code=413, body=payload)
+        if status == 429:
+            raise RateLimitedError(
+                f"{subject}rate limited (429) after {self.retry.attempts} attempts: {detail}",
+                body=payload,
+                retry_after=_retry_after(response),
+            )
+        if status >= 500:
+            raise ServerError(f"{subject}server error ({status}): {detail}", status_code=status, body=payload)
+        raise APIError(f"{subject}HTTP {status}: {detail}", status_code=status, body=payload)
+
+    def _transport_message(self, method: str, url: str, exc: Exception, never_sent: bool) -> str:
+        reason = self.settings.redact(f"{type(exc).__name__}: {exc}")
+        if never_sent:
+            return f"could not reach {self.base_url} ({reason})"
+        return f"{method} {url} got no answer ({reason})"
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """True when the request provably never reached the server, so even a POST is safe to repeat."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.ConnectionError):
+        reason = exc.args[0] if exc.args else None
+        reason = getattr(reason, "reason", reason)
+        return isinstance(reason, NewConnectionError | ConnectTimeoutError)
+    return False
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def _error_text(payload: Any) -> str:
+    if isinstance(payload, dict):
+        for key in ("error", "message", "detail", "title"):
+            if payload.get(key):
+                return str(payload[key])
+        return json.dumps(payload)[:500]
+    return str(payload)[:500]

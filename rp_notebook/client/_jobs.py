@@ -1,0 +1,171 @@
+"""JobsClient: Runpod's serverless job API (`{RUNPOD_ENDPOINT_BASE_URL}/{endpoint_id}/...`).
+
+Thin on purpose: one method per operation, plain dicts in and out (the job bodies are Runpod's own
+shapes, shared/docs/runpod-platform.md §1). The Job handle and the poller in rp_notebook.jobs build
+the notebook experience on top of it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from ..config import Settings, current_settings
+from ..errors import APIError, NotFoundError, TransportError
+from ._http import HTTPTransport, RetryPolicy
+
+__all__ = ["MAX_RUNSYNC_BYTES", "MAX_RUN_BYTES", "TERMINAL_STATES", "JobStatus", "JobsClient"]
+
+MAX_RUN_BYTES = 10 * 1024 * 1024
+MAX_RUNSYNC_BYTES = 20 * 1024 * 1024
+
+
+class JobStatus(StrEnum):
+    IN_QUEUE = "IN_QUEUE"
+    IN_PROGRESS = "IN_PROGRESS"
+    #: Listed in Runpod's docs but sent by no SDK; treated as running, never as an end state.
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    TIMED_OUT = "TIMED_OUT"
+
+
+#: The one set of end states. (The runpod SDK has two, and its stream() never ends on CANCELLED.)
+TERMINAL_STATES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMED_OUT})
+
+
+class JobsClient:
+    """Every operation of the job API. Raises rp_notebook.errors exceptions, never returns an error body."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.settings = settings or current_settings()
+        self.http = HTTPTransport(self.settings, self.settings.endpoint_base_url, retry=retry, timeout=timeout)
+        #: Set once a server answers status-sync with 404/405 for a job that /status knows.
+        self.status_sync_supported = True
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> JobsClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- submit -----------------------------------------------------------------------------------
+
+    def run(
+        self,
+        endpoint_id: str,
+        input: dict[str, Any],
+        *,
+        webhook: str | None = None,
+        policy: dict[str, Any] | None = None,
+        s3_config: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Queue a job; returns `{"id", "status"}`.
+
+        Not retried once the request may have reached the server: if the answer is lost, the job
+        may or may not exist, and re-sending could pay for it twice. The TransportError then says
+        so; the caller decides (a 429 or a refused connection is retried, as nothing ran).
+        """
+        body = _job_body(input, webhook, policy, s3_config)
+        try:
+            return self.http.request(
+                "POST", f"{endpoint_id}/run", body=body, idempotent=False, max_body_bytes=MAX_RUN_BYTES,
+                what=f"endpoint {endpoint_id}",
+            )
+        except TransportError as exc:
+            raise TransportError(
+                f"{exc} - the job may have been queued; check the endpoint's jobs before submitting again"
+            ) from None
+
+    def runsync(
+        self,
+        endpoint_id: str,
+        input: dict[str, Any],
+        *,
+        wait_ms: int = 90_000,
+        webhook: str | None = None,
+        policy: dict[str, Any] | None = None,
+        s3_config: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Run and wait up to `wait_ms` (1,000-300,000) server-side; the body may still be non-final."""
+        wait_ms = _clamp(wait_ms, 1_000, 300_000)
+        body = _job_body(input, webhook, policy, s3_config)
+        return self.http.request(
+            "POST", f"{endpoint_id}/runsync", body=body, params={"wait": wait_ms}, idempotent=False,
+            max_body_bytes=MAX_RUNSYNC_BYTES, timeout=wait_ms / 1000 + 15, what=f"endpoint {endpoint_id}",
+        )
+
+    # -- observe ----------------------------------------------------------------------------------
+
+    def status(self, endpoint_id: str, job_id: str) -> dict[str, Any]:
+        return self.http.request("GET", f"{endpoint_id}/status/{job_id}", idempotent=True, what=f"job {job_id}")
+
+    def status_sync(self, endpoint_id: str, job_id: str, *, wait_ms: int = 30_000) -> dict[str, Any]:
+        """Long-poll: returns as soon as the job ends, or after `wait_ms` (1,000-90,000) with its status.
+
+        status-sync is not in Runpod's docs (the JS SDK uses it). Where a server lacks it, this
+        falls back to one plain status call and remembers not to try again.
+        """
+        if not self.status_sync_supported:
+            return self.status(endpoint_id, job_id)
+        wait_ms = _clamp(wait_ms, 1_000, 90_000)
+        try:
+            return self.http.request(
+                "GET", f"{endpoint_id}/status-sync/{job_id}", params={"wait": wait_ms}, idempotent=True,
+                timeout=wait_ms / 1000 + 15, what=f"job {job_id}",
+            )
+        except (NotFoundError, APIError) as exc:
+            if exc.status_code not in (404, 405):
+                raise
+            body = self.status(endpoint_id, job_id)  # raises NotFoundError itself if the job is gone
+            self.status_sync_supported = False
+            return body
+
+    def stream(self, endpoint_id: str, job_id: str) -> dict[str, Any]:
+        """New stream chunks since the last call (`{"status", "stream": [{"output": ...}]}`); reading consumes them."""
+        return self.http.request("GET", f"{endpoint_id}/stream/{job_id}", idempotent=True, what=f"job {job_id}")
+
+    def health(self, endpoint_id: str) -> dict[str, Any]:
+        return self.http.request("GET", f"{endpoint_id}/health", idempotent=True, what=f"endpoint {endpoint_id}")
+
+    # -- control ----------------------------------------------------------------------------------
+
+    def cancel(self, endpoint_id: str, job_id: str) -> dict[str, Any]:
+        # Cancelling twice is harmless, so a lost answer is simply asked again.
+        return self.http.request("POST", f"{endpoint_id}/cancel/{job_id}", idempotent=True, what=f"job {job_id}")
+
+    def retry(self, endpoint_id: str, job_id: str) -> dict[str, Any]:
+        """Re-queue a FAILED or TIMED_OUT job under the same id with its original input."""
+        return self.http.request("POST", f"{endpoint_id}/retry/{job_id}", idempotent=False, what=f"job {job_id}")
+
+    def purge_queue(self, endpoint_id: str) -> dict[str, Any]:
+        """Remove every queued (not running) job of the endpoint; returns `{"removed", "status"}`."""
+        return self.http.request("POST", f"{endpoint_id}/purge-queue", idempotent=True,
+                                 what=f"endpoint {endpoint_id}")
+
+
+def _job_body(
+    input: dict[str, Any], webhook: str | None, policy: dict[str, Any] | None, s3_config: dict[str, Any] | None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"input": input}
+    if webhook:
+        body["webhook"] = webhook
+    if policy:
+        body["policy"] = policy
+    if s3_config:
+        body["s3Config"] = s3_config
+    return body
+
+
+def _clamp(value: int, low: int, high: int) -> int:
+    return max(low, min(high, int(value)))

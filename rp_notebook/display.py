@@ -1,0 +1,106 @@
+"""Notebook display, in one place: the live job line and the inline audio player.
+
+Everything renders to `text/html` plus a `text/plain` twin, so a saved notebook (nbviewer,
+GitHub) still shows the last state and plays the audio without a kernel: the player embeds the
+file as a data: URL rather than pointing at a widget model that only lives in the kernel.
+"""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .jobs import Job
+    from .results import AudioResult
+
+__all__ = ["AUDIO_MIME", "audio_html", "job_bundle"]
+
+AUDIO_MIME = {"wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg"}
+
+_STATUS_STYLE = {
+    "IN_QUEUE": ("#6b7280", "queued"),
+    "IN_PROGRESS": ("#2563eb", "running"),
+    "RUNNING": ("#2563eb", "running"),
+    "COMPLETED": ("#16a34a", "done"),
+    "FAILED": ("#dc2626", "failed"),
+    "CANCELLED": ("#6b7280", "cancelled"),
+    "TIMED_OUT": ("#dc2626", "timed out"),
+    "SUBMITTING": ("#6b7280", "submitting"),
+}
+_BOX = "font-family: var(--jp-ui-font-family, sans-serif); font-size: 13px; line-height: 1.5"
+
+
+def audio_html(audio: AudioResult) -> str:
+    src = f"data:{audio.mime_type};base64,{base64.b64encode(audio.data).decode()}"
+    notes = "".join(f"<div style='color:#b45309'>⚠ {escape(w)}</div>" for w in audio.warnings)
+    caption = f"{audio.duration:.1f} s · {audio.format} · {audio.sample_rate} Hz"
+    if audio.engine:
+        caption += f" · {escape(audio.engine)} engine"
+    return (
+        f"<div class='rp-notebook-audio' style='{_BOX}'>"
+        f"<audio controls preload='metadata' src='{src}'></audio>"
+        f"<div style='color:#6b7280'>{caption}</div>{notes}</div>"
+    )
+
+
+def job_bundle(job: Job) -> dict[str, str]:
+    """The display of a job: a status line while it runs, its result (or error) once it ends."""
+    head_text, head_html = _job_line(job)
+    if job.status == "COMPLETED":
+        try:
+            result = job.result(timeout=0)
+        except Exception as exc:  # noqa: BLE001 - a display never raises; show what went wrong instead
+            return _with_error(head_text, head_html, exc)
+        bundle = _result_bundle(result)
+        return {
+            "text/plain": f"{head_text}\n{bundle.get('text/plain', '')}",
+            "text/html": f"<div style='{_BOX}'>{head_html}{bundle.get('text/html', escape(str(result)))}</div>",
+        }
+    if job.done():
+        return _with_error(head_text, head_html, job.exception(timeout=0))
+    return {"text/plain": head_text, "text/html": f"<div style='{_BOX}'>{head_html}</div>"}
+
+
+def _job_line(job: Job) -> tuple[str, str]:
+    color, word = _STATUS_STYLE.get(str(job.status), ("#6b7280", str(job.status).lower()))
+    timing = job.timing_summary()
+    progress = job.progress_summary()
+    parts = [p for p in (job.model or job.endpoint_id, f"job {job.id}", word, timing, progress) if p]
+    text = " · ".join(parts)
+    html = (
+        f"<div class='rp-notebook-job' data-status='{escape(str(job.status))}'>"
+        f"<span style='color:{color}'>●</span> <b>{escape(job.model or job.endpoint_id)}</b> "
+        f"<code>{escape(job.id)}</code> <span style='color:{color}'>{escape(word)}</span>"
+        + "".join(f" · {escape(p)}" for p in (timing, progress) if p)
+        + "</div>"
+    )
+    return text, html
+
+
+def _with_error(head_text: str, head_html: str, exc: BaseException | None) -> dict[str, str]:
+    message = f"{type(exc).__name__}: {exc}" if exc else "no result"
+    return {
+        "text/plain": f"{head_text}\n{message}",
+        "text/html": f"<div style='{_BOX}'>{head_html}<div style='color:#dc2626'>{escape(message)}</div></div>",
+    }
+
+
+def _result_bundle(result: Any) -> dict[str, str]:
+    render = getattr(result, "_repr_mimebundle_", None)
+    if callable(render):
+        return render()
+    return {"text/plain": repr(result), "text/html": f"<pre>{escape(repr(result))}</pre>"}
+
+
+def setup_bundle(rows: list[tuple[str, str, str]]) -> dict[str, str]:
+    """The `%runpod` setup table: (setting, value, where it came from). Values are never secrets."""
+    width = max(len(name) for name, _, _ in rows)
+    text = "\n".join(f"{name:<{width}}  {value}" + (f"  ({source})" if source else "") for name, value, source in rows)
+    cells = "".join(
+        f"<tr><td style='text-align:left'><b>{escape(name)}</b></td><td style='text-align:left'>{escape(value)}</td>"
+        f"<td style='text-align:left;color:#6b7280'>{escape(source)}</td></tr>"
+        for name, value, source in rows
+    )
+    return {"text/plain": text, "text/html": f"<table class='rp-notebook-setup' style='{_BOX}'>{cells}</table>"}

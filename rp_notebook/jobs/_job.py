@@ -1,0 +1,248 @@
+"""Job: the handle a magic or `submit()` returns at once, while the job runs elsewhere.
+
+A Job is a future with a face. The job manager's thread feeds it status bodies; it keeps the
+latest state, resolves a `concurrent.futures.Future` when the job ends, and re-renders every
+place it is displayed (`display_id`s) so the notebook output turns from a status line into the
+result without the kernel ever blocking.
+
+    job.result(timeout=None)   block until the end; return the typed result or raise JobError
+    await job                  the same, without blocking the event loop
+    job.cancel()               ask Runpod to cancel; queued jobs never start, running ones are stopped
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Generator
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TYPE_CHECKING, Any
+
+from .. import display
+from ..client import TERMINAL_STATES, JobsClient, JobStatus
+from ..errors import JobCancelledError, JobFailedError, JobTimedOutError, RunpodError, WaitTimeoutError
+from ..results import decode_output
+
+if TYPE_CHECKING:
+    from ._manager import JobManager
+
+__all__ = ["Job"]
+
+
+class Job:
+    """A Runpod job in flight or finished. Created by JobManager.submit / attach."""
+
+    def __init__(
+        self,
+        manager: JobManager,
+        client: JobsClient,
+        endpoint_id: str,
+        job_id: str,
+        *,
+        model: str | None = None,
+        status: str = JobStatus.IN_QUEUE,
+        submitted_at: float | None = None,
+    ) -> None:
+        self.id = job_id
+        self.endpoint_id = endpoint_id
+        self.model = model
+        self.status: str = status
+        self.submitted_at = submitted_at or time.time()
+        self.ended_at: float | None = None
+        #: The last body the server sent for this job.
+        self.body: dict[str, Any] = {}
+        #: The last problem talking to the server while polling (the job itself may be fine).
+        self.last_poll_error: RunpodError | None = None
+        self._manager = manager
+        self._client = client
+        self._future: Future[Any] = Future()
+        self._lock = threading.Lock()
+        self._display_ids: list[str] = []
+        self._callbacks: list[Callable[[Job], None]] = []
+        # Scheduling state, owned by the manager.
+        self._next_poll = 0.0
+        self._polling = False
+        self._poll_failures = 0
+        self._fallback_delay = 0.0
+
+    # -- state ------------------------------------------------------------------------------------
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    @property
+    def output(self) -> Any:
+        """The raw `output` of the last body: the result when COMPLETED, progress while running."""
+        return self.body.get("output")
+
+    @property
+    def progress(self) -> Any:
+        return self.output if self.status in (JobStatus.IN_PROGRESS, JobStatus.RUNNING) else None
+
+    @property
+    def delay_time(self) -> float | None:
+        """Seconds in the queue (incl. cold start), as the server measured it."""
+        ms = self.body.get("delayTime")
+        return ms / 1000 if isinstance(ms, int | float) else None
+
+    @property
+    def execution_time(self) -> float | None:
+        ms = self.body.get("executionTime")
+        return ms / 1000 if isinstance(ms, int | float) else None
+
+    @property
+    def worker_id(self) -> str | None:
+        return self.body.get("workerId")
+
+    def result(self, timeout: float | None = None) -> Any:
+        """The typed result (e.g. AudioResult). Raises JobFailedError & co, or WaitTimeoutError."""
+        try:
+            return self._future.result(timeout=timeout)
+        except FutureTimeout:
+            raise WaitTimeoutError(
+                f"job {self.id} is still {self.status} after waiting {timeout} s; it keeps running "
+                "(call .result() again, or .cancel())"
+            ) from None
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        try:
+            return self._future.exception(timeout=timeout)
+        except FutureTimeout:
+            raise WaitTimeoutError(f"job {self.id} is still {self.status}") from None
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return asyncio.wrap_future(self._future).__await__()
+
+    def add_done_callback(self, fn: Callable[[Job], None]) -> None:
+        """Call `fn(job)` when the job ends (at once if it already has), from the poller thread."""
+        with self._lock:
+            if not self.done():
+                self._callbacks.append(fn)
+                return
+        fn(self)
+
+    # -- control ----------------------------------------------------------------------------------
+
+    def cancel(self) -> str:
+        """Cancel on the server. Returns the status it answered (CANCELLED, or the end state it had)."""
+        if self.done():
+            return self.status
+        body = self._client.cancel(self.endpoint_id, self.id)
+        self._apply({**self.body, **body})
+        self._manager.wake()
+        return self.status
+
+    def retry(self) -> None:
+        """Re-run a FAILED or TIMED_OUT job (same id, same input) and follow it again."""
+        if self.status not in (JobStatus.FAILED, JobStatus.TIMED_OUT):
+            raise RunpodError(f"job {self.id} is {self.status}; only FAILED or TIMED_OUT jobs can be retried")
+        body = self._client.retry(self.endpoint_id, self.id)
+        with self._lock:
+            self._future = Future()
+            self.ended_at = None
+            self.body = {}
+        self._apply(body)
+        self._manager.track(self)
+
+    def refresh(self) -> str:
+        """Ask the server for the status now (the poller does this on its own)."""
+        self._apply(self._client.status(self.endpoint_id, self.id))
+        return self.status
+
+    # -- fed by the manager -----------------------------------------------------------------------
+
+    def _apply(self, body: dict[str, Any]) -> None:
+        """Take a status body from the server; resolve the future on an end state."""
+        callbacks: list[Callable[[Job], None]] = []
+        with self._lock:
+            if self.done():
+                return
+            self.body = body
+            self.status = str(body.get("status", self.status))
+            self.last_poll_error = None
+            if self.status in TERMINAL_STATES:
+                self.ended_at = time.time()
+                self._settle()
+                callbacks, self._callbacks = self._callbacks, []
+        self.refresh_display()
+        for fn in callbacks:
+            fn(self)
+
+    def _settle(self) -> None:
+        status = self.status
+        if status == JobStatus.COMPLETED:
+            try:
+                self._future.set_result(decode_output(self.model, self.body.get("output"), self.id))
+            except RunpodError as exc:
+                self._future.set_exception(exc)
+        elif status == JobStatus.FAILED:
+            self._future.set_exception(JobFailedError(self.id, self.body.get("error")))
+        elif status == JobStatus.CANCELLED:
+            self._future.set_exception(JobCancelledError(f"job {self.id} was cancelled", job_id=self.id,
+                                                         status=status))
+        else:
+            self._future.set_exception(JobTimedOutError(
+                f"job {self.id} timed out on the endpoint after {self.execution_time or 0:.0f} s of execution "
+                "(raise the endpoint's or the request's executionTimeout)", job_id=self.id, status=status))
+
+    def _fail(self, error: RunpodError) -> None:
+        """The job cannot be followed any more (it expired, or the key was refused)."""
+        with self._lock:
+            if self.done():
+                return
+            self.ended_at = time.time()
+            self._future.set_exception(error)
+            callbacks, self._callbacks = self._callbacks, []
+        self.refresh_display()
+        for fn in callbacks:
+            fn(self)
+
+    # -- display ----------------------------------------------------------------------------------
+
+    def timing_summary(self) -> str:
+        if self.done():
+            parts = []
+            if self.delay_time is not None:
+                parts.append(f"queued {self.delay_time:.1f} s")
+            if self.execution_time is not None:
+                parts.append(f"ran {self.execution_time:.1f} s")
+            return ", ".join(parts)
+        return f"{time.time() - self.submitted_at:.0f} s"
+
+    def progress_summary(self) -> str:
+        progress = self.progress
+        if isinstance(progress, dict) and {"chunk", "chunks"} <= progress.keys():
+            return f"part {progress['chunk']} of {progress['chunks']}"
+        if self.last_poll_error is not None and not self.done():
+            return f"retrying: {self.last_poll_error}"
+        return ""
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return display.job_bundle(self)
+
+    def _ipython_display_(self) -> None:
+        # Displayed with an id so the poller thread can replace it in place as the job moves on.
+        from IPython.display import display as ipy_display
+
+        handle = ipy_display(display.job_bundle(self), raw=True, display_id=True)
+        if handle is not None:
+            self._display_ids.append(handle.display_id)
+            self._manager.wake()
+
+    def refresh_display(self) -> None:
+        if not self._display_ids:
+            return
+        from IPython.display import update_display
+
+        bundle = display.job_bundle(self)
+        for display_id in self._display_ids:
+            update_display(bundle, raw=True, display_id=display_id)
+
+    @property
+    def is_displayed(self) -> bool:
+        return bool(self._display_ids)
+
+    def __repr__(self) -> str:
+        return f"<Job {self.id} on {self.endpoint_id}: {self.status}>"

@@ -1,0 +1,58 @@
+"""Magic and CLI options generated from a ModelSpec, so flags, help and ranges never drift.
+
+Values stay strings here; the spec's `validate` converts and range-checks them, so a bad value gets
+the same message (naming the field and what it allows) from a magic, the CLI, a panel or the worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, NoReturn
+
+from IPython.core.error import UsageError
+
+from ..models import ModelSpec
+
+__all__ = ["MagicArgumentParser", "model_parser", "split_inputs"]
+
+
+class MagicArgumentParser(argparse.ArgumentParser):
+    """argparse that raises UsageError (IPython prints one line) instead of exiting the kernel."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(add_help=False, allow_abbrev=False, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{self.prog}: {message}\n{self.format_usage().strip()}")
+
+
+def model_parser(spec: ModelSpec, prog: str, parser_class: type[argparse.ArgumentParser] = MagicArgumentParser,
+                 ) -> argparse.ArgumentParser:
+    """A parser with one option per input field of `spec`, plus --endpoint."""
+    parser = parser_class(prog=prog, description=spec.title)
+    positional = spec[spec.positional]
+    parser.add_argument(positional.name, nargs="*", help=positional.help)
+    for field in spec.fields:
+        if field.name == spec.positional:
+            continue
+        default = f" (default {field.default})" if field.default is not None else ""
+        parser.add_argument(field.flag, dest=field.name, metavar=field.name.upper(), default=None,
+                            help=f"{field.help} Allowed: {field.allowed()}{default}.")
+    parser.add_argument("--endpoint", default=None, help="Endpoint id (default: the one configured for "
+                        f"{spec.name}).")
+    return parser
+
+
+def split_inputs(spec: ModelSpec, namespace: argparse.Namespace, body: str | None = None) -> tuple[dict[str, Any],
+                                                                                                   str | None]:
+    """(inputs, endpoint) from parsed options; a %%cell body, when given, is the positional field."""
+    values = vars(namespace).copy()
+    endpoint = values.pop("endpoint", None)
+    words = values.pop(spec.positional)
+    if body is not None and body.strip():
+        if words:
+            raise UsageError(f"give the {spec.positional} either on the %%runpod line or in the cell body, not both")
+        values[spec.positional] = body.strip()
+    elif words:
+        values[spec.positional] = " ".join(words)
+    return {k: v for k, v in values.items() if v is not None}, endpoint

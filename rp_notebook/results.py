@@ -1,0 +1,90 @@
+"""Typed results decoded from a worker's output: what `job.result()` returns.
+
+Each model's worker returns JSON; the decoder registered for the model turns it into an object
+with the bytes, the metadata, `save()`, and notebook display (`_repr_mimebundle_`). A malformed
+output is an error, not a silently empty result.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import display
+from .errors import RunpodError
+
+__all__ = ["AudioResult", "MalformedOutputError", "decode_output"]
+
+
+class MalformedOutputError(RunpodError):
+    """The job COMPLETED but its output is not what the model's worker promises."""
+
+
+@dataclass(frozen=True, repr=False)
+class AudioResult:
+    """Speech from the TTS worker: an encoded audio file and what describes it."""
+
+    data: bytes
+    format: str
+    sample_rate: int
+    duration: float
+    job_id: str = ""
+    engine: str | None = None
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_output(cls, output: Any, job_id: str = "") -> AudioResult:
+        if not isinstance(output, dict) or not isinstance(output.get("audio"), str):
+            raise MalformedOutputError(f"job {job_id}: expected an output with base64 'audio', got {_describe(output)}")
+        try:
+            data = base64.b64decode(output["audio"], validate=True)
+        except (binascii.Error, ValueError):
+            raise MalformedOutputError(f"job {job_id}: 'audio' is not valid base64") from None
+        return cls(
+            data=data,
+            format=str(output.get("format", "wav")),
+            sample_rate=int(output.get("sample_rate", 0)),
+            duration=float(output.get("duration", 0.0)),
+            job_id=job_id,
+            engine=output.get("engine"),
+            warnings=tuple(output.get("warnings") or ()),
+        )
+
+    @property
+    def mime_type(self) -> str:
+        return display.AUDIO_MIME.get(self.format, f"audio/{self.format}")
+
+    def save(self, path: str | Path) -> Path:
+        """Write the audio file; a folder gets `<job id>.<format>` inside it."""
+        target = Path(path)
+        if target.is_dir():
+            target = target / f"{self.job_id or 'speech'}.{self.format}"
+        target.write_bytes(self.data)
+        return target
+
+    def __repr__(self) -> str:
+        return (f"AudioResult({self.format}, {self.duration:.2f} s at {self.sample_rate} Hz, "
+                f"{len(self.data):,} bytes)")
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return {"text/plain": repr(self), "text/html": display.audio_html(self)}
+
+
+Decoder = Callable[[Any, str], Any]
+_DECODERS: dict[str, Decoder] = {"tts": AudioResult.from_output}
+
+
+def decode_output(model: str | None, output: Any, job_id: str) -> Any:
+    """The typed result for a model's output; the raw output for an endpoint of unknown model."""
+    decoder = _DECODERS.get(model or "")
+    return decoder(output, job_id) if decoder else output
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "an object with keys " + ", ".join(sorted(value)) if value else "an empty object"
+    return type(value).__name__
