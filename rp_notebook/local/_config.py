@@ -1,0 +1,129 @@
+"""Endpoint configuration and where the bundled workers live.
+
+An endpoint of the local server is a worker folder (a `handler.py` that calls
+`runpod.serverless.start`, exactly as it runs in a Runpod image) plus the settings Runpod keeps per
+endpoint: the worker env, `workers_max`, the execution timeout, an idle timeout and how long results
+stay readable. Nothing here imports aiohttp or the runpod SDK.
+
+The bundled workers are found in this order:
+
+1. the `RP_NOTEBOOK_WORKERS_DIR` environment variable;
+2. `rp_notebook/_workers` inside the installed package (the wheel force-includes `workers/` there);
+3. the repository's `workers/` folder next to the `rp_notebook` package (an editable install).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["LOCAL_TTS_ENDPOINT_ID", "EndpointConfig", "default_endpoints", "find_workers_dir"]
+
+LOCAL_TTS_ENDPOINT_ID = "local-tts"
+WORKERS_DIR_ENV = "RP_NOTEBOOK_WORKERS_DIR"
+
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    """One endpoint of the local server, i.e. one worker folder and its scaling settings.
+
+    id: the endpoint id used in URLs (`/v2/{id}/run`); letters, digits, `-` and `_`.
+    worker_dir: the folder holding the worker; it is the worker's working directory.
+    env: extra environment for the worker processes (added after the `RUNPOD_*` protocol vars,
+        so an endpoint may override e.g. `RUNPOD_LOG_LEVEL`).
+    workers_max: how many worker processes (and therefore jobs) may run at once.
+    handler: the script started as `python -u <handler>` inside `worker_dir`.
+    python: the interpreter for the workers; the server's own `sys.executable` when None.
+    execution_timeout_ms: a running job is TIMED_OUT after this long unless its request sets
+        `policy.executionTimeout`; None means no limit. Runpod's default is 600 s.
+    idle_timeout_s: an idle worker is stopped after this many seconds; None keeps workers warm
+        until the server stops.
+    result_retention_s: a finished job is forgotten (404) this long after it ended; None keeps
+        every job until the server stops. Runpod keeps `/run` results 30 min.
+    """
+
+    id: str
+    worker_dir: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+    workers_max: int = 1
+    handler: str = "handler.py"
+    python: str | None = None
+    execution_timeout_ms: int | None = 600_000
+    idle_timeout_s: float | None = None
+    result_retention_s: float | None = 1800.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not _ID_RE.match(self.id):
+            raise ValueError(
+                f"endpoint id {self.id!r} is invalid: use 1-64 letters, digits, '-' or '_'"
+            )
+        object.__setattr__(self, "worker_dir", Path(self.worker_dir).expanduser())
+        env = dict(self.env)
+        for key, value in env.items():
+            if not isinstance(key, str) or not _ENV_NAME_RE.match(key):
+                raise ValueError(f"endpoint {self.id}: env name {key!r} is not a valid variable name")
+            if not isinstance(value, str):
+                raise ValueError(f"endpoint {self.id}: env {key} must be a string, got {type(value).__name__}")
+        object.__setattr__(self, "env", env)
+        if not isinstance(self.workers_max, int) or self.workers_max < 1:
+            raise ValueError(f"endpoint {self.id}: workers_max must be an int >= 1, got {self.workers_max!r}")
+        if self.execution_timeout_ms is not None and self.execution_timeout_ms <= 0:
+            raise ValueError(f"endpoint {self.id}: execution_timeout_ms must be > 0 or None")
+        if self.idle_timeout_s is not None and self.idle_timeout_s <= 0:
+            raise ValueError(f"endpoint {self.id}: idle_timeout_s must be > 0 or None")
+        if self.result_retention_s is not None and self.result_retention_s <= 0:
+            raise ValueError(f"endpoint {self.id}: result_retention_s must be > 0 or None")
+        if Path(self.handler).name != self.handler:
+            raise ValueError(f"endpoint {self.id}: handler must be a file name inside worker_dir")
+
+    @property
+    def handler_path(self) -> Path:
+        return self.worker_dir / self.handler
+
+    @property
+    def interpreter(self) -> str:
+        return self.python or sys.executable
+
+    def check(self) -> None:
+        """Raise FileNotFoundError when the worker folder or its handler script is missing."""
+        if not self.worker_dir.is_dir():
+            raise FileNotFoundError(f"endpoint {self.id}: worker folder {self.worker_dir} does not exist")
+        if not self.handler_path.is_file():
+            raise FileNotFoundError(f"endpoint {self.id}: {self.handler_path} does not exist")
+
+
+def find_workers_dir() -> Path | None:
+    """The folder that holds the bundled worker folders, or None when there is none."""
+    from_env = os.environ.get(WORKERS_DIR_ENV)
+    if from_env:
+        return Path(from_env).expanduser()
+    package_dir = Path(__file__).resolve().parent.parent  # .../rp_notebook
+    for candidate in (package_dir / "_workers", package_dir.parent / "workers"):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def default_endpoints(workers_dir: Path | None = None) -> list[EndpointConfig]:
+    """The endpoints a server has at start: `local-tts` (the chatterbox_tts worker on piper).
+
+    Returns an empty list when no workers folder can be found.
+    """
+    workers_dir = workers_dir or find_workers_dir()
+    if workers_dir is None:
+        return []
+    return [
+        EndpointConfig(
+            id=LOCAL_TTS_ENDPOINT_ID,
+            worker_dir=workers_dir / "chatterbox_tts",
+            env={"TTS_ENGINE": "piper"},
+            workers_max=1,
+        )
+    ]
