@@ -70,7 +70,9 @@ class EndpointConfig:
             if not isinstance(key, str) or not _ENV_NAME_RE.match(key):
                 raise ValueError(f"endpoint {self.id}: env name {key!r} is not a valid variable name")
             if not isinstance(value, str):
-                raise ValueError(f"endpoint {self.id}: env {key} must be a string, got {type(value).__name__}")
+                raise ValueError(
+                    f"endpoint {self.id}: env {key} must be a string, got {type(value).__name__}"
+                )
         object.__setattr__(self, "env", env)
         if not isinstance(self.workers_max, int) or self.workers_max < 1:
             raise ValueError(f"endpoint {self.id}: workers_max must be an int >= 1, got {self.workers_max!r}")

@@ -37,6 +37,7 @@ FORMATS: dict[str, tuple[str, str]] = {
     "flac": ("FLAC", "PCM_16"),
     "ogg": ("OGG", "VORBIS"),
 }
+_WRITE_BLOCK_FRAMES = 1 << 16
 #: A voice URL may point anywhere; cap what we download (a 10 s clip is well under 2 MB as WAV).
 MAX_VOICE_DOWNLOAD_BYTES = 20_000_000
 #: Shorter clips give the speaker encoder too little to work on (and silence-trimmed, can be empty).
@@ -83,9 +84,14 @@ def join_chunks(chunks: Sequence[np.ndarray], sample_rate: int, pause_s: float) 
 def encode(samples: np.ndarray, sample_rate: int, fmt: str) -> bytes:
     """Encode mono float samples as a complete wav/flac/ogg file, in memory."""
     container, subtype = FORMATS[fmt]
-    buffer = io.BytesIO()
     # Clip first: PCM_16 would wrap around on overs and Vorbis distorts on them.
-    sf.write(buffer, np.clip(samples, -1.0, 1.0), sample_rate, format=container, subtype=subtype)
+    samples = np.clip(samples, -1.0, 1.0)
+    buffer = io.BytesIO()
+    with sf.SoundFile(buffer, "w", sample_rate, 1, subtype, format=container) as file:
+        # libvorbis allocas a stack buffer the size of one write: a few minutes of audio in a single
+        # call segfaults the process (python-soundfile#233/#396, libsndfile#1095). Write in blocks.
+        for start in range(0, len(samples), _WRITE_BLOCK_FRAMES):
+            file.write(samples[start : start + _WRITE_BLOCK_FRAMES])
     return buffer.getvalue()
 
 
@@ -127,7 +133,9 @@ def read_voice(value: str, *, fetch: Callable[[str], bytes] = fetch_url) -> Voic
         ) from None
     clip = VoiceClip(samples.mean(axis=1).astype(np.float32), int(sample_rate))
     if clip.duration < MIN_VOICE_SECONDS:
-        raise InputError("voice", f"is {clip.duration:.2f} s of audio; at least {MIN_VOICE_SECONDS:g} s is needed")
+        raise InputError(
+            "voice", f"is {clip.duration:.2f} s of audio; at least {MIN_VOICE_SECONDS:g} s is needed"
+        )
     return clip
 
 

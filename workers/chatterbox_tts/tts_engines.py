@@ -74,8 +74,9 @@ class Engine(Protocol):
 
 
 def _unsupported_language(engine: str, language: str, supported: tuple[str, ...]) -> InputError:
-    return InputError("language", f"{language!r} is not supported by the {engine} engine; "
-                                  f"supported: {', '.join(supported)}")
+    return InputError(
+        "language", f"{language!r} is not supported by the {engine} engine; supported: {', '.join(supported)}"
+    )
 
 
 # --- chatterbox ---------------------------------------------------------------------------------
@@ -119,7 +120,9 @@ class ChatterboxEngine:
             raise ValueError(f"sample rates differ: english {english.sr}, multilingual {multilingual.sr}")
         # generate(audio_prompt_path=...) replaces model.conds with the clip's conditioning, and a
         # later call without a clip would go on speaking in that voice. Keep the built-in voice.
-        self._builtin_conds = {id(m): getattr(m, "conds", None) for m in (english, multilingual) if m is not None}
+        self._builtin_conds = {
+            id(m): getattr(m, "conds", None) for m in (english, multilingual) if m is not None
+        }
         self.languages: tuple[str, ...] = LANGUAGES if multilingual is not None else ("en",)
 
     @classmethod

@@ -81,6 +81,9 @@ class TTSService:
         audio_chunks: list[np.ndarray] = []
         try:
             for index, chunk in enumerate(chunks):
+                # Yield once before starting a chunk: a cancel that arrived meanwhile lands here,
+                # before the thread is started, not after.
+                await asyncio.sleep(0)
                 audio_chunks.append(await asyncio.to_thread(self._speak, chunk, options.for_chunk(index)))
                 if self._progress is not None:
                     self._progress(job, {"chunk": index + 1, "chunks": len(chunks)})
@@ -97,7 +100,7 @@ class TTSService:
         if len(encoded) > RESULT_WARN_BYTES:
             warnings.append(
                 f"audio: the result is {len(encoded) / 1e6:.1f} MB of base64, over the job API's "
-                f"{RESULT_WARN_BYTES / 1e6:.0f} MB limit for /run; use format 'ogg' or 'flac', or shorter text"
+                f"{RESULT_WARN_BYTES / 1e6:.0f} MB limit for /run; use format 'ogg' or 'flac' or less text"
             )
         return {
             "audio": encoded,

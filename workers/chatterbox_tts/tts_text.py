@@ -18,19 +18,29 @@ __all__ = ["MAX_CHUNK_CHARS", "split_sentences", "split_text"]
 #: Upper bound on a chunk's length in characters (after whitespace is collapsed).
 MAX_CHUNK_CHARS = 280
 
-# A sentence ends at . ! ? or … (plus closing quotes/brackets) followed by whitespace, at CJK full-width
-# enders (which need no space after them), or at a line break (headings and list items rarely end in a
-# full stop).
-_SENTENCE_END = re.compile(r"[.!?…]+[\"'”’»)\]]*\s+|[。！？]+[」』”’）]*\s*|\n+")
-_CLAUSE_END = re.compile(r"[,;:—–]\s+|\s[-–—]\s+|[、，；：]\s*")
+# Non-ASCII punctuation is spelled as escapes so that look-alike characters stay visible in review.
+_CLOSERS = "\"')]\u00bb\u201d\u2019\u300d\u300f\uff09"  # closing quotes and brackets, Latin and CJK
+_CJK_ENDERS = "\u3002\uff01\uff1f"  # full-width full stop, ! and ?: no space follows them
+_CJK_CLAUSE = "\u3001\uff0c\uff1b\uff1a"  # ideographic comma, full-width comma, semicolon, colon
+_DASHES = "\u2013\u2014"  # en and em dash
+_OPENERS = "\"'([\u00ab\u201c\u2018"  # opening quotes and brackets
+_CLOSE = f"[{re.escape(_CLOSERS)}]*"
+
+# A sentence ends at . ! ? or … (plus closing quotes/brackets) followed by whitespace, at CJK
+# enders, or at a line break (headings and list items rarely end in a full stop).
+_SENTENCE_END = re.compile(
+    rf"[.!?\u2026]+[{re.escape(_CLOSERS)}]*\s+|[{_CJK_ENDERS}]+[{re.escape(_CLOSERS)}]*\s*|\n+"
+)
+_CLAUSE_END = re.compile(rf"[,;:{_DASHES}]\s+|\s-\s+|[{_CJK_CLAUSE}]\s*")
 _WORD_END = re.compile(r"\s+")
 
 # Words after which a single "." usually does not end a sentence. Imperfect by design: a missed
 # boundary only makes one piece longer, and long pieces are split further anyway.
-_ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof sr jr st mt vs etc fig no nos vol ch sec approx dept est inc ltd co corp jan feb "
-    "mar apr jun jul aug sep sept oct nov dec".split()
+_ABBREVIATION_WORDS = (
+    "mr mrs ms dr prof sr jr st mt vs etc fig no nos vol ch sec approx dept est inc ltd co corp "
+    "jan feb mar apr jun jul aug sep sept oct nov dec"
 )
+_ABBREVIATIONS = frozenset(_ABBREVIATION_WORDS.split())
 _DOTTED_ABBREVIATION = re.compile(r"(?:\w\.)+\w")  # e.g, i.e, U.S
 
 
@@ -92,10 +102,10 @@ def _split_keep(text: str, separator: re.Pattern[str], accept=None) -> list[str]
 
 
 def _is_sentence_end(text: str, match: re.Match[str]) -> bool:
-    if not match.group().startswith(".") or match.group().rstrip().rstrip("\"'”’»)]") != ".":
+    if not match.group().startswith(".") or match.group().rstrip().rstrip(_CLOSERS) != ".":
         return True  # "!", "?", "...", CJK enders and line breaks always end a sentence
     word = text[: match.start()].rsplit(None, 1)[-1] if text[: match.start()].strip() else ""
-    word = word.lstrip("\"'“‘«([")
+    word = word.lstrip(_OPENERS)
     if word.lower() in _ABBREVIATIONS or _DOTTED_ABBREVIATION.fullmatch(word):
         return False
     return not (len(word) == 1 and word.isupper())  # an initial, as in "J. Smith"

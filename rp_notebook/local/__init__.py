@@ -1,0 +1,31 @@
+"""The local Runpod-compatible endpoint: Runpod's job API on 127.0.0.1, unmodified workers.
+
+`LocalEndpoint` serves the production job API (`/v2/{endpoint_id}/run`, `/runsync`, `/status`,
+`/stream`, `/cancel`, `/retry`, `/purge-queue`, `/health`, `/status-sync`) and the worker side of
+Runpod's protocol, and starts each endpoint's worker folder (`handler.py` calling
+`runpod.serverless.start`) as separate processes under the real runpod SDK. Clients (the runpod
+SDK's `runpod.Endpoint`, rp_notebook's client, plain HTTP) only change the base URL.
+
+Modules: `_config` (EndpointConfig, workers folder), `_records` (job/worker records), `_state`
+(the state machine, no HTTP), `_jobs_api` / `_worker_api` (routes), `_workers` (processes),
+`_webhook`, `_server` (LocalEndpoint, serve), `__main__` (`python -m rp_notebook.local up`).
+"""
+
+from __future__ import annotations
+
+from ._config import LOCAL_TTS_ENDPOINT_ID, EndpointConfig, default_endpoints, find_workers_dir
+from ._records import JobInfo, JobStatus, WorkerInfo, WorkerStatus
+from ._server import LocalEndpoint, serve
+
+__all__ = [
+    "LOCAL_TTS_ENDPOINT_ID",
+    "EndpointConfig",
+    "JobInfo",
+    "JobStatus",
+    "LocalEndpoint",
+    "WorkerInfo",
+    "WorkerStatus",
+    "default_endpoints",
+    "find_workers_dir",
+    "serve",
+]

@@ -1,0 +1,88 @@
+"""`python -m rp_notebook.local up [--port N] [--api-key K | --api-key-file F] [--state-dir D]`.
+
+Runs the local endpoint in the foreground until Ctrl+C / SIGTERM. The API key is never printed:
+a generated key is written to `<state dir>/api_key` (mode 0600) and the path is printed instead.
+`main_local_up(argv)` is the entry point for the `rp-notebook local up` CLI command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ._server import LocalEndpoint, serve
+
+__all__ = ["build_up_parser", "main", "main_local_up"]
+
+
+def build_up_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    """The options of `local up`; pass a subparser to embed them in another CLI."""
+    parser = parser or argparse.ArgumentParser(
+        prog="rp-notebook local up", description="Run the local Runpod-compatible endpoint."
+    )
+    parser.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (0: any free port)")
+    key = parser.add_mutually_exclusive_group()
+    key.add_argument("--api-key", help="the API key clients must send (default: a random one)")
+    key.add_argument("--api-key-file", type=Path, help="read the API key from this file")
+    parser.add_argument(
+        "--state-dir", type=Path, help="folder for the key file, server.json and worker logs (default: a temp dir)"
+    )
+    parser.add_argument("--log-level", default="INFO", help="server log level (default INFO)")
+    return parser
+
+
+def _print_banner(server: LocalEndpoint) -> None:
+    lines = [
+        f"rp-notebook local endpoint listening on {server.url}",
+        f"  job API base URL: {server.job_api_url}   (instead of https://api.runpod.ai/v2)",
+    ]
+    for endpoint_id in server.endpoint_ids:
+        config = server.endpoint_config(endpoint_id)
+        lines.append(
+            f"  endpoint {endpoint_id}: {server.endpoint_url(endpoint_id)}  "
+            f"(worker {config.worker_dir}, workers_max {config.workers_max})"
+        )
+    if server.api_key_generated:
+        lines.append(f"  API key: generated; read it from {server.api_key_file} (mode 0600)")
+    else:
+        lines.append(f"  API key: the one you gave (also in {server.api_key_file}, mode 0600)")
+    lines.append(f"  worker logs: {server.logs_dir}")
+    lines.append("Press Ctrl+C to stop.")
+    print("\n".join(lines), flush=True)
+
+
+def main_local_up(argv: Sequence[str] | None = None) -> int:
+    args = build_up_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    api_key = args.api_key
+    if args.api_key_file is not None:
+        try:
+            api_key = args.api_key_file.read_text().strip()
+        except OSError as exc:
+            print(f"error: cannot read the API key file: {exc}", file=sys.stderr)
+            return 2
+        if not api_key:
+            print(f"error: {args.api_key_file} is empty", file=sys.stderr)
+            return 2
+    try:
+        serve(args.port, api_key, state_dir=args.state_dir, on_ready=_print_banner)
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print("rp-notebook local endpoint stopped.", flush=True)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] != "up":
+        print("usage: python -m rp_notebook.local up [--port N] [--api-key K] [--state-dir D]", file=sys.stderr)
+        return 2
+    return main_local_up(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

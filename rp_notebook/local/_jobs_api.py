@@ -1,0 +1,185 @@
+"""The client-facing job API: Runpod's `/v2/{endpoint_id}/...` routes, same paths and shapes.
+
+    POST /v2/{ep}/run                      {"input":..., "webhook"?, "policy"?, "s3Config"?}
+    POST /v2/{ep}/runsync[?wait=ms]        waits 1000-300000 ms (default 90000), id "sync-..."
+    GET  /v2/{ep}/status/{id}
+    GET  /v2/{ep}/status-sync/{id}?wait=ms long-poll, 1000-90000 ms, returns once terminal
+    GET  /v2/{ep}/stream/{id}              {"status", "stream": [{"output": chunk}, ...]}, consumed
+    POST /v2/{ep}/cancel/{id}              {"id", "status"}
+    POST /v2/{ep}/retry/{id}               FAILED / TIMED_OUT only, else 400
+    POST /v2/{ep}/purge-queue              {"removed": n, "status": "completed"}
+    GET  /v2/{ep}/health                   {"jobs": {...}, "workers": {"idle", "running", "initializing"}}
+
+Auth is `Authorization: Bearer <key>` or the bare key (Runpod's docs show both): 401 otherwise,
+checked before anything else. Then 404 for an unknown endpoint or job. Bodies over 10 MB (run) or
+20 MB (runsync) get 413; malformed JSON or a missing `input` gets 400.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from ._http import CONTEXT, json_error, query_ms
+from ._records import Job
+from ._state import EndpointState, StateError
+
+__all__ = ["RUNSYNC_MAX_BYTES", "RUN_MAX_BYTES", "add_job_routes"]
+
+RUN_MAX_BYTES = 10 * 1024 * 1024
+RUNSYNC_MAX_BYTES = 20 * 1024 * 1024
+_MB = 1024 * 1024
+
+Handler = Callable[[web.Request, EndpointState], Awaitable[web.StreamResponse]]
+
+
+class _ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _authorized(request: web.Request) -> bool:
+    header = request.headers.get("Authorization", "").strip()
+    if header[:7].lower() == "bearer ":
+        header = header[7:].strip()
+    expected = request.app[CONTEXT].api_key
+    return bool(header) and hmac.compare_digest(header.encode(), expected.encode())
+
+
+def _endpoint_route(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """Check the API key, resolve the endpoint, turn _ApiError / StateError into JSON errors."""
+
+    async def route(request: web.Request) -> web.StreamResponse:
+        if not _authorized(request):
+            return json_error(401, "Unauthorized: missing or invalid API key (Authorization: Bearer <key>)")
+        endpoint_id = request.match_info["endpoint_id"]
+        endpoint = request.app[CONTEXT].endpoints.get(endpoint_id)
+        if endpoint is None:
+            return json_error(404, f"endpoint {endpoint_id!r} not found")
+        try:
+            return await handler(request, endpoint)
+        except (_ApiError, StateError) as exc:
+            return json_error(exc.status, exc.message)
+
+    route.__name__ = handler.__name__
+    return route
+
+
+def _job(endpoint: EndpointState, request: web.Request) -> Job:
+    job_id = request.match_info["job_id"]
+    job = endpoint.get(job_id)
+    if job is None:
+        raise _ApiError(404, f"job {job_id!r} not found on endpoint {endpoint.id!r} (unknown or expired)")
+    return job
+
+
+async def _read_job_request(request: web.Request, limit: int) -> dict[str, Any]:
+    """Read and validate a run/runsync body; keeps only the fields Runpod defines."""
+    too_large = _ApiError(
+        413, f"request body too large: the limit for /{request.path.rsplit('/', 1)[-1]} is {limit // _MB} MB"
+    )
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large  # aiohttp reads and drops the rest of the body after the response (lingering)
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise too_large from None
+    if len(raw) > limit:
+        raise too_large
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise _ApiError(400, f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise _ApiError(400, "request body must be a JSON object like {\"input\": {...}}")
+    if body.get("input") is None:
+        raise _ApiError(400, "request body is missing the required field 'input'")
+    job_request: dict[str, Any] = {"input": body["input"]}
+    webhook = body.get("webhook")
+    if webhook is not None:
+        if not isinstance(webhook, str) or not webhook.startswith(("http://", "https://")):
+            raise _ApiError(400, "'webhook' must be an http(s) URL")
+        job_request["webhook"] = webhook
+    policy = body.get("policy")
+    if policy is not None:
+        if not isinstance(policy, dict):
+            raise _ApiError(400, "'policy' must be an object")
+        timeout = policy.get("executionTimeout")
+        valid = isinstance(timeout, int) and not isinstance(timeout, bool) and timeout > 0
+        if timeout is not None and not valid:
+            raise _ApiError(400, "'policy.executionTimeout' must be a positive integer (ms)")
+        job_request["policy"] = policy
+    s3_config = body.get("s3Config")
+    if s3_config is not None:
+        if not isinstance(s3_config, dict):
+            raise _ApiError(400, "'s3Config' must be an object")
+        job_request["s3Config"] = s3_config
+    return job_request
+
+
+async def run(request: web.Request, endpoint: EndpointState) -> web.StreamResponse:
+    job = endpoint.submit(await _read_job_request(request, RUN_MAX_BYTES))
+    return web.json_response({"id": job.id, "status": job.status.value})
+
+
+async def runsync(request: web.Request, endpoint: EndpointState) -> web.StreamResponse:
+    wait_ms = query_ms(request, "wait", 90_000, 1_000, 300_000)
+    job = endpoint.submit(await _read_job_request(request, RUNSYNC_MAX_BYTES), sync=True)
+    await endpoint.wait_terminal(job, wait_ms / 1000)
+    return web.json_response(job.body())
+
+
+async def status(request: web.Request, endpoint: EndpointState) -> web.StreamResponse:
+    return web.json_response(_job(endpoint, request).body())
+
+
+async def status_sync(request: web.Request, endpoint: EndpointState) -> web.StreamResponse:
+    job = _job(endpoint, request)
+    wait_ms = query_ms(request, "wait", 90_000, 1_000, 90_000)
+    await endpoint.wait_terminal(job, wait_ms / 1000)
+    return web.json_response(job.body())
+
+
+async def stream(request: web.Request, endpoint: EndpointState) -> web.StreamResponse:
+    job = _job(endpoint, request)
+    chunks = endpoint.take_stream(job)
+    return web.json_response({"status": job.status.value, "stream": [{"output": c} for c in chunks]})
+
+
+async def cancel(request: web.Request, endpoint: EndpointState) -> web.StreamResponse:
+    job = _job(endpoint, request)
+    endpoint.cancel(job)
+    return web.json_response({"id": job.id, "status": job.status.value})
+
+
+async def retry(request: web.Request, endpoint: EndpointState) -> web.StreamResponse:
+    job = _job(endpoint, request)
+    endpoint.retry(job)
+    return web.json_response({"id": job.id, "status": job.status.value})
+
+
+async def purge_queue(request: web.Request, endpoint: EndpointState) -> web.StreamResponse:
+    return web.json_response({"removed": endpoint.purge_queue(), "status": "completed"})
+
+
+async def health(request: web.Request, endpoint: EndpointState) -> web.StreamResponse:
+    return web.json_response(endpoint.health())
+
+
+def add_job_routes(app: web.Application) -> None:
+    prefix = "/v2/{endpoint_id}"
+    app.router.add_post(f"{prefix}/run", _endpoint_route(run))
+    app.router.add_post(f"{prefix}/runsync", _endpoint_route(runsync))
+    app.router.add_get(f"{prefix}/status/{{job_id}}", _endpoint_route(status))
+    app.router.add_get(f"{prefix}/status-sync/{{job_id}}", _endpoint_route(status_sync))
+    app.router.add_get(f"{prefix}/stream/{{job_id}}", _endpoint_route(stream))
+    app.router.add_post(f"{prefix}/cancel/{{job_id}}", _endpoint_route(cancel))
+    app.router.add_post(f"{prefix}/retry/{{job_id}}", _endpoint_route(retry))
+    app.router.add_post(f"{prefix}/purge-queue", _endpoint_route(purge_queue))
+    app.router.add_get(f"{prefix}/health", _endpoint_route(health))

@@ -1,0 +1,486 @@
+"""The job and worker state machine of one endpoint. No HTTP here: the routes call these methods.
+
+Everything runs on the server's event loop thread, so there are no locks: a method runs to its end
+before another starts, and the waiting methods (`take_jobs`, `stop_signals`, `wait_terminal`) only
+await events.
+
+Job lifecycle (Runpod's states)::
+
+    IN_QUEUE --take--> IN_PROGRESS --result--> COMPLETED | FAILED
+        |                   |--cancel--> CANCELLED   (+ stop signal to the worker)
+        |                   |--execution timeout--> TIMED_OUT (+ stop signal)
+        |                   '--worker exits / drops the job--> FAILED
+        '--cancel / purge-queue--> CANCELLED
+    FAILED | TIMED_OUT --retry--> IN_QUEUE (same id, same input, output cleared)
+
+Workers (each an unmodified runpod SDK worker, one job at a time) are started on demand: when jobs
+wait and fewer than `workers_max` workers are alive, `_scale` asks the launcher for more. A worker
+is INITIALIZING until its first job-take, IDLE while it long-polls, RUNNING while it holds a job.
+A result that arrives for a job that is no longer IN_PROGRESS on that worker (cancelled, timed out,
+already failed) is ignored and counted in `Job.late_results`.
+
+Stop signals (cancel, timeout) wait in `WorkerRecord.stop_requests` until the worker's job-stop
+long-poll collects them; they are handed out again every `STOP_REDELIVER_S` while the worker still
+holds the job, because the SDK can only stop a job once its asyncio task exists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ._config import EndpointConfig
+from ._records import (
+    Job,
+    JobStatus,
+    WorkerRecord,
+    WorkerStatus,
+    describe_exit,
+    log_tail,
+    new_job_id,
+    new_worker_id,
+)
+
+__all__ = ["EndpointState", "StateError", "WorkerLauncher", "WorkerStartError"]
+
+log = logging.getLogger("rp_notebook.local")
+
+STOP_REDELIVER_S = 1.0
+MAX_START_FAILURES = 3
+_MISSING = object()
+
+
+class StateError(Exception):
+    """A request the state machine refuses; `status` is the HTTP status the route answers with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class WorkerStartError(Exception):
+    """The launcher could not start a worker process at all (missing handler, bad interpreter)."""
+
+
+class WorkerLauncher(Protocol):
+    """Starts and stops worker processes; implemented by `_workers.WorkerSupervisor`."""
+
+    def spawn(
+        self, config: EndpointConfig, worker: WorkerRecord, on_exit: Callable[[str, int], None]
+    ) -> None:
+        """Start the process (sets worker.pid and worker.log_path) or raise WorkerStartError.
+        `on_exit(worker_id, returncode)` must later be called on the loop thread."""
+
+    def terminate(self, worker: WorkerRecord) -> None:
+        """Ask the process group to stop (SIGTERM, then SIGKILL after a grace period)."""
+
+
+class EndpointState:
+    """Jobs, queue and workers of one endpoint."""
+
+    def __init__(
+        self,
+        config: EndpointConfig,
+        launcher: WorkerLauncher,
+        on_terminal: Callable[[Job], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.jobs: dict[str, Job] = {}
+        self.queue: deque[Job] = deque()
+        self.workers: dict[str, WorkerRecord] = {}
+        self.exited_workers: deque[WorkerRecord] = deque(maxlen=50)
+        self.completed = 0
+        self.failed = 0
+        self.retried = 0
+        self.closing = False
+        self._launcher = launcher
+        self._on_terminal = on_terminal
+        self._wakeup = asyncio.Event()  # replaced on every notify: a broadcast to take_jobs waiters
+        self._start_failures = 0
+        self._spawn_not_before = 0.0
+
+    @property
+    def id(self) -> str:
+        return self.config.id
+
+    # ------------------------------------------------------------------ client side
+    def submit(self, request: dict[str, Any], *, sync: bool = False) -> Job:
+        job = Job(id=new_job_id(sync), endpoint_id=self.id, request=request)
+        self.jobs[job.id] = job
+        self._enqueue(job)
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        return self.jobs.get(job_id)
+
+    async def wait_terminal(self, job: Job, timeout: float) -> None:
+        """Return when the job is terminal or `timeout` seconds passed (whichever comes first)."""
+        if job.is_terminal or timeout <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(job.done.wait(), timeout)
+
+    def take_stream(self, job: Job) -> list[Any]:
+        """The stream chunks not yet read; reading consumes them (Runpod's /stream semantics)."""
+        chunks, job.stream = job.stream, []
+        return chunks
+
+    def cancel(self, job: Job) -> None:
+        if job.status is JobStatus.IN_QUEUE:
+            self.queue.remove(job)
+            self._finish(job, JobStatus.CANCELLED)
+        elif job.status is JobStatus.IN_PROGRESS:
+            self._finish(job, JobStatus.CANCELLED)
+            self._request_stop(job)
+
+    def retry(self, job: Job) -> None:
+        if job.status not in (JobStatus.FAILED, JobStatus.TIMED_OUT):
+            raise StateError(
+                400, f"job {job.id} is {job.status.value}; only FAILED or TIMED_OUT jobs can be retried"
+            )
+        for handle in (job.timeout_handle, job.retention_handle):
+            if handle is not None:
+                handle.cancel()
+        job.attempt += 1
+        job.status = JobStatus.IN_QUEUE
+        job.submitted_at = time.monotonic()
+        job.started_at = job.finished_at = None
+        job.worker_id = None
+        job.has_output, job.output, job.error = False, None, None
+        job.stream = []
+        job.done.clear()
+        self.retried += 1
+        self._enqueue(job)
+
+    def purge_queue(self) -> int:
+        removed = list(self.queue)
+        self.queue.clear()
+        for job in removed:
+            self._finish(job, JobStatus.CANCELLED)
+        return len(removed)
+
+    def health(self) -> dict[str, Any]:
+        in_progress = sum(1 for job in self.jobs.values() if job.status is JobStatus.IN_PROGRESS)
+        workers = {"idle": 0, "running": 0, "initializing": 0}
+        for worker in self.workers.values():
+            if worker.status.value in workers:
+                workers[worker.status.value] += 1
+        return {
+            "jobs": {
+                "completed": self.completed,
+                "failed": self.failed,
+                "inProgress": in_progress,
+                "inQueue": len(self.queue),
+                "retried": self.retried,
+            },
+            "workers": workers,
+        }
+
+    # ------------------------------------------------------------------ worker side
+    async def take_jobs(
+        self, worker_id: str, *, max_jobs: int = 1, job_in_progress: bool | None = None, hold_s: float = 30.0
+    ) -> list[Job] | None:
+        """A worker's job-take long-poll. None for an unknown worker, [] when nothing came in time."""
+        worker = self.workers.get(worker_id)
+        if worker is None:
+            return None
+        loop = asyncio.get_running_loop()
+        if job_in_progress is False:
+            self._release_all(worker)
+        if worker.ready_at is None:
+            worker.ready_at = time.monotonic()
+            self._start_failures = 0
+        if worker.status is WorkerStatus.INITIALIZING or (
+            worker.status is WorkerStatus.RUNNING and not worker.jobs
+        ):
+            self._set_idle(worker)
+        deadline = loop.time() + hold_s
+        while True:
+            if self.closing or worker.status not in (WorkerStatus.IDLE, WorkerStatus.RUNNING):
+                return []
+            if self.queue:
+                taken: list[Job] = []
+                while self.queue and len(taken) < max_jobs:
+                    job = self.queue.popleft()
+                    self._assign(job, worker)
+                    taken.append(job)
+                return taken
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return []
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+            except TimeoutError:
+                return []
+
+    async def stop_signals(self, worker_id: str, *, hold_s: float = 30.0) -> list[str] | None:
+        """A worker's job-stop long-poll: the ids of jobs it must stop. None for an unknown worker."""
+        worker = self.workers.get(worker_id)
+        if worker is None:
+            return None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + hold_s
+        while True:
+            if self.closing or worker.status in (WorkerStatus.STOPPING, WorkerStatus.EXITED):
+                return []
+            now = loop.time()
+            due = [
+                job_id
+                for job_id, sent in worker.stop_requests.items()
+                if sent is None or now - sent >= STOP_REDELIVER_S
+            ]
+            if due:
+                for job_id in due:
+                    worker.stop_requests[job_id] = now
+                return due
+            wait = deadline - now
+            if wait <= 0:
+                return []
+            for sent in worker.stop_requests.values():
+                if sent is not None:
+                    wait = min(wait, sent + STOP_REDELIVER_S - now)
+            worker.stop_event.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(worker.stop_event.wait(), max(wait, 0.01))
+
+    def job_result(self, worker_id: str, job_id: str, payload: dict[str, Any], is_stream: bool) -> bool:
+        """A POST to job-done: a progress update (`status: IN_PROGRESS`) or the final result.
+        Returns False for an unknown job."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            return False
+        current = job.status is JobStatus.IN_PROGRESS and job.worker_id == worker_id
+        if payload.get("status") == JobStatus.IN_PROGRESS.value:
+            if current:
+                job.output, job.has_output = payload.get("output"), True
+            return True
+        worker = self.workers.get(worker_id)
+        if not current:
+            job.late_results += 1
+            log.info("endpoint %s: ignored a late result for job %s (%s)", self.id, job_id, job.status.value)
+        elif "error" in payload:
+            output = payload.get("output", _MISSING)
+            self._finish(job, JobStatus.FAILED, output=output, error=payload["error"])
+        else:
+            self._finish(job, JobStatus.COMPLETED, output=payload.get("output", _MISSING))
+        if worker is not None:
+            if current:
+                worker.jobs_done += 1
+            self._release(worker, job_id)
+            if payload.get("stopPod"):
+                self._retire(worker)
+        return True
+
+    def job_stream(self, worker_id: str, job_id: str, payload: dict[str, Any]) -> bool:
+        """A POST to job-stream: one chunk `{"output": ...}` of a generator handler."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            return False
+        if job.status is JobStatus.IN_PROGRESS and job.worker_id == worker_id and "output" in payload:
+            job.stream.append(payload["output"])
+        return True
+
+    def ping(self, worker_id: str, params: dict[str, str]) -> bool:
+        worker = self.workers.get(worker_id)
+        if worker is None:
+            return False
+        worker.last_ping = time.monotonic()
+        if params.get("status") == "unhealthy":
+            worker.unhealthy = f"{params.get('check', '?')}: {params.get('reason', '')}"
+            log.warning("endpoint %s: worker %s reports unhealthy: %s", self.id, worker_id, worker.unhealthy)
+        return True
+
+    def worker_exited(self, worker_id: str, returncode: int) -> None:
+        """Called on the loop thread by the launcher once a worker process is gone."""
+        worker = self.workers.pop(worker_id, None)
+        if worker is None:
+            return
+        was_ready = worker.ready_at is not None
+        was_stopping = worker.status is WorkerStatus.STOPPING
+        worker.status = WorkerStatus.EXITED
+        worker.returncode = returncode
+        if worker.idle_timer is not None:
+            worker.idle_timer.cancel()
+        worker.exited.set()
+        worker.stop_event.set()
+        self.exited_workers.append(worker)
+        how = describe_exit(returncode)
+        for job_id in sorted(worker.jobs):
+            job = self.jobs.get(job_id)
+            if job is not None and job.status is JobStatus.IN_PROGRESS and job.worker_id == worker_id:
+                self._finish(
+                    job,
+                    JobStatus.FAILED,
+                    error=f"worker {worker_id} {how} while running this job (worker log: {worker.log_path})",
+                )
+        worker.jobs.clear()
+        worker.stop_requests.clear()
+        if not (was_stopping or self.closing):
+            log.warning("endpoint %s: worker %s %s (log: %s)", self.id, worker_id, how, worker.log_path)
+        if not (was_ready or was_stopping or self.closing):
+            self._start_failures += 1
+            if self._start_failures >= MAX_START_FAILURES:
+                tail = log_tail(worker.log_path)
+                self._fail_queue(
+                    f"the worker of endpoint {self.id} failed to start {self._start_failures} times in a "
+                    f"row (last one {how}); last lines of {worker.log_path}:\n{tail}"
+                )
+                self._start_failures = 0
+            else:
+                backoff = 0.5 * 2 ** (self._start_failures - 1)
+                loop = asyncio.get_running_loop()
+                self._spawn_not_before = loop.time() + backoff
+                loop.call_later(backoff, self._scale)
+        self._scale()
+
+    def close(self) -> None:
+        """Server shutdown: wake every long-poll and start nothing new."""
+        self.closing = True
+        self._notify()
+        for worker in self.workers.values():
+            worker.stop_event.set()
+            if worker.idle_timer is not None:
+                worker.idle_timer.cancel()
+        for job in self.jobs.values():
+            for handle in (job.timeout_handle, job.retention_handle):
+                if handle is not None:
+                    handle.cancel()
+
+    # ------------------------------------------------------------------ internals
+    def _notify(self) -> None:
+        self._wakeup.set()
+        self._wakeup = asyncio.Event()
+
+    def _enqueue(self, job: Job) -> None:
+        self.queue.append(job)
+        self._notify()
+        self._scale()
+
+    def _assign(self, job: Job, worker: WorkerRecord) -> None:
+        loop = asyncio.get_running_loop()
+        job.status = JobStatus.IN_PROGRESS
+        job.started_at = time.monotonic()
+        job.worker_id = worker.id
+        worker.jobs.add(job.id)
+        worker.status = WorkerStatus.RUNNING
+        if worker.idle_timer is not None:
+            worker.idle_timer.cancel()
+            worker.idle_timer = None
+        timeout_ms = job.execution_timeout_ms or self.config.execution_timeout_ms
+        if timeout_ms:
+            job.timeout_handle = loop.call_later(
+                timeout_ms / 1000, self._on_timeout, job, job.attempt, timeout_ms
+            )
+
+    def _on_timeout(self, job: Job, attempt: int, timeout_ms: int) -> None:
+        if job.attempt != attempt or job.status is not JobStatus.IN_PROGRESS:
+            return
+        self._finish(job, JobStatus.TIMED_OUT, error=f"job exceeded its execution timeout of {timeout_ms} ms")
+        self._request_stop(job)
+
+    def _finish(self, job: Job, status: JobStatus, *, output: Any = _MISSING, error: Any = None) -> None:
+        loop = asyncio.get_running_loop()
+        job.status = status
+        job.finished_at = time.monotonic()
+        if output is not _MISSING:
+            job.output, job.has_output = output, True
+        job.error = error
+        if job.timeout_handle is not None:
+            job.timeout_handle.cancel()
+            job.timeout_handle = None
+        if status is JobStatus.COMPLETED:
+            self.completed += 1
+        elif status in (JobStatus.FAILED, JobStatus.TIMED_OUT):
+            self.failed += 1
+        job.done.set()
+        if self.config.result_retention_s is not None:
+            job.retention_handle = loop.call_later(
+                self.config.result_retention_s, self._forget, job, job.attempt
+            )
+        if self._on_terminal is not None:
+            try:
+                self._on_terminal(job)
+            except Exception:  # a webhook problem must never break the state machine
+                log.exception("endpoint %s: on_terminal hook failed for job %s", self.id, job.id)
+
+    def _forget(self, job: Job, attempt: int) -> None:
+        if job.attempt == attempt and job.is_terminal and self.jobs.get(job.id) is job:
+            del self.jobs[job.id]
+
+    def _request_stop(self, job: Job) -> None:
+        worker = self.workers.get(job.worker_id or "")
+        if worker is not None and job.id in worker.jobs:
+            worker.stop_requests[job.id] = None
+            worker.stop_event.set()
+
+    def _release(self, worker: WorkerRecord, job_id: str) -> None:
+        worker.jobs.discard(job_id)
+        worker.stop_requests.pop(job_id, None)
+        if not worker.jobs and worker.status is WorkerStatus.RUNNING:
+            self._set_idle(worker)
+
+    def _release_all(self, worker: WorkerRecord) -> None:
+        """The worker says it runs nothing: any job it still holds IN_PROGRESS lost its result."""
+        for job_id in sorted(worker.jobs):
+            job = self.jobs.get(job_id)
+            if job is not None and job.status is JobStatus.IN_PROGRESS and job.worker_id == worker.id:
+                self._finish(
+                    job,
+                    JobStatus.FAILED,
+                    error=f"worker {worker.id} went back to waiting for work without reporting a result "
+                    f"for this job (worker log: {worker.log_path})",
+                )
+            self._release(worker, job_id)
+
+    def _set_idle(self, worker: WorkerRecord) -> None:
+        worker.status = WorkerStatus.IDLE
+        if self.config.idle_timeout_s is not None and not self.closing:
+            if worker.idle_timer is not None:
+                worker.idle_timer.cancel()
+            worker.idle_timer = asyncio.get_running_loop().call_later(
+                self.config.idle_timeout_s, self._idle_expired, worker
+            )
+
+    def _idle_expired(self, worker: WorkerRecord) -> None:
+        worker.idle_timer = None
+        if worker.status is WorkerStatus.IDLE and not worker.jobs:
+            self._retire(worker)
+
+    def _retire(self, worker: WorkerRecord) -> None:
+        """Stop one worker (idle timeout or stopPod); its exit frees the slot."""
+        if worker.status in (WorkerStatus.STOPPING, WorkerStatus.EXITED):
+            return
+        self._launcher.terminate(worker)  # SIGTERM first, so the SDK's loops end on the next 204
+        worker.status = WorkerStatus.STOPPING
+        worker.stop_event.set()
+        self._notify()
+
+    def _fail_queue(self, message: str) -> None:
+        jobs, self.queue = list(self.queue), deque()
+        for job in jobs:
+            self._finish(job, JobStatus.FAILED, error=message)
+
+    def _scale(self) -> None:
+        """Start workers while jobs wait, no worker is free for them and `workers_max` allows."""
+        if self.closing or not self.queue:
+            return
+        alive = [w for w in self.workers.values() if w.status is not WorkerStatus.EXITED]
+        free = sum(1 for w in alive if w.status in (WorkerStatus.INITIALIZING, WorkerStatus.IDLE))
+        wanted = min(len(self.queue) - free, self.config.workers_max - len(alive))
+        if wanted <= 0 or asyncio.get_running_loop().time() < self._spawn_not_before:
+            return
+        for _ in range(wanted):
+            worker = WorkerRecord(id=new_worker_id(), endpoint_id=self.id)
+            try:
+                self._launcher.spawn(self.config, worker, self.worker_exited)
+            except WorkerStartError as exc:
+                self._fail_queue(f"could not start a worker for endpoint {self.id}: {exc}")
+                return
+            self.workers[worker.id] = worker
+            log.info("endpoint %s: started worker %s (pid %s)", self.id, worker.id, worker.pid)
