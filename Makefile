@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 quickstart: $(STAMP)
-	$(VENV)/bin/jupyter execute --timeout=600 notebooks/01_quickstart.ipynb --output=01_quickstart.executed
-	@echo "Executed notebook: notebooks/01_quickstart.executed.ipynb; speech: notebooks/hello.wav"
+	cd notebooks && $(abspath $(PY)) ../scripts/notebooks.py run 01_quickstart.ipynb
+	@echo "Open notebooks/build/01_quickstart.ipynb to see the outputs; the speech is in notebooks/hello.wav"
 
 test: $(STAMP)
 	$(PY) -m ruff check .

@@ -28,7 +28,9 @@ def build_up_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     key.add_argument("--api-key", help="the API key clients must send (default: a random one)")
     key.add_argument("--api-key-file", type=Path, help="read the API key from this file")
     parser.add_argument(
-        "--state-dir", type=Path, help="folder for the key file, server.json and worker logs (default: a temp dir)"
+        "--state-dir",
+        type=Path,
+        help="folder for the key file, server.json and worker logs (default: a temp dir)",
     )
     parser.add_argument("--log-level", default="INFO", help="server log level (default INFO)")
     return parser
@@ -56,7 +58,8 @@ def _print_banner(server: LocalEndpoint) -> None:
 
 def main_local_up(argv: Sequence[str] | None = None) -> int:
     args = build_up_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+    logging.basicConfig(level=args.log_level.upper(), format=log_format)
     api_key = args.api_key
     if args.api_key_file is not None:
         try:
@@ -79,7 +82,8 @@ def main_local_up(argv: Sequence[str] | None = None) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] != "up":
-        print("usage: python -m rp_notebook.local up [--port N] [--api-key K] [--state-dir D]", file=sys.stderr)
+        usage = "usage: python -m rp_notebook.local up [--port N] [--api-key K] [--state-dir D]"
+        print(usage, file=sys.stderr)
         return 2
     return main_local_up(argv[1:])
 

@@ -40,7 +40,8 @@ def test_local_up_prints_the_url_but_not_the_key_and_stops_on_sigterm(tmp_path: 
         assert api_key not in banner
         assert "local-tts" in banner
         url = f"{match.group(1)}/v2/local-tts/health"
-        assert requests.get(url, headers={"Authorization": f"Bearer {api_key}"}, timeout=10).status_code == 200
+        headers = {"Authorization": f"Bearer {api_key}"}
+        assert requests.get(url, headers=headers, timeout=10).status_code == 200
         assert requests.get(url, timeout=10).status_code == 401
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
