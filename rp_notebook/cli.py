@@ -18,8 +18,10 @@ from pathlib import Path
 from . import _api
 from .config import current_settings
 from .errors import InputError, RunpodError, WaitTimeoutError
+from .jobs import Job
 from .magics._parsing import model_parser, split_inputs
 from .models import TTS
+from .results import AudioResult
 
 __all__ = ["main"]
 
@@ -79,7 +81,7 @@ def _tts(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     return 0
 
 
-def _wait(job: _api.Job, timeout: float):  # type: ignore[no-untyped-def]
+def _wait(job: Job, timeout: float) -> AudioResult:
     deadline = time.monotonic() + timeout
     last = ""
     while True:
@@ -87,10 +89,14 @@ def _wait(job: _api.Job, timeout: float):  # type: ignore[no-untyped-def]
             last = job.status
             print(f"  {last.lower()}", file=sys.stderr)
         try:
-            return job.result(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
+            result = job.result(timeout=min(1.0, max(0.0, deadline - time.monotonic())))
         except WaitTimeoutError:
             if time.monotonic() >= deadline:
                 raise
+            continue
+        print(f"  {job.status.lower()} (queued {job.delay_time or 0:.1f} s, ran {job.execution_time or 0:.1f} s)",
+              file=sys.stderr)
+        return result
 
 
 if __name__ == "__main__":

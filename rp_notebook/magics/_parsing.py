@@ -20,7 +20,8 @@ class MagicArgumentParser(argparse.ArgumentParser):
     """argparse that raises UsageError (IPython prints one line) instead of exiting the kernel."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(add_help=False, allow_abbrev=False, **kwargs)
+        kwargs.update(add_help=False, allow_abbrev=False)
+        super().__init__(**kwargs)
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message}\n{self.format_usage().strip()}")
@@ -29,7 +30,7 @@ class MagicArgumentParser(argparse.ArgumentParser):
 def model_parser(spec: ModelSpec, prog: str, parser_class: type[argparse.ArgumentParser] = MagicArgumentParser,
                  ) -> argparse.ArgumentParser:
     """A parser with one option per input field of `spec`, plus --endpoint."""
-    parser = parser_class(prog=prog, description=spec.title)
+    parser = parser_class(prog=prog, description=spec.title, add_help=False)
     positional = spec[spec.positional]
     parser.add_argument(positional.name, nargs="*", help=positional.help)
     for field in spec.fields:
