@@ -69,7 +69,15 @@ class InputError(RunpodError, ValueError):
 
 
 class TransportError(RunpodError):
-    """The request did not get an HTTP answer (connection refused or dropped, read timeout)."""
+    """The request did not get an HTTP answer (connection refused or dropped, read timeout).
+
+    `maybe_delivered` is False when the request provably never reached the server (connection
+    refused, connect timeout), True when it may have been received and acted on.
+    """
+
+    def __init__(self, message: str, *, maybe_delivered: bool = True) -> None:
+        self.maybe_delivered = maybe_delivered
+        super().__init__(message)
 
 
 class APIError(RunpodError):

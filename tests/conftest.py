@@ -30,9 +30,11 @@ def _fresh_settings():
 @pytest.fixture(scope="session")
 def local_server():
     """One local endpoint for the session (worker start-up costs ~2 s), stopped at the end."""
-    from rp_notebook.local import LocalEndpoint
+    from rp_notebook.local import EndpointConfig, LocalEndpoint
 
     server = LocalEndpoint(port=0).start()
+    # The echo worker does what its input says: sleep, wait for a file, raise, fail, report progress.
+    server.add_endpoint(EndpointConfig(id="echo", worker_dir=FIXTURE_WORKERS / "echo", workers_max=1))
     yield server
     server.stop()
 
@@ -55,3 +57,11 @@ def ip():
     shell = get_ipython()
     shell.extension_manager.load_extension("rp_notebook")
     return shell
+
+
+@pytest.fixture
+def release(tmp_path):
+    """A file path a blocking echo job waits for; the test creates it to let the job finish."""
+    path = tmp_path / "release"
+    yield path
+    path.touch()  # never leave the shared worker blocked for the next test

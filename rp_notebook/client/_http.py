@@ -127,7 +127,8 @@ class HTTPTransport:
                 if (idempotent or never_sent) and not last:
                     self._sleep(self.retry.delay(attempt))
                     continue
-                raise TransportError(self._transport_message(method, url, exc, never_sent)) from None
+                raise TransportError(self._transport_message(method, url, exc, never_sent),
+                                     maybe_delivered=not never_sent) from None
             if response.status_code == 429 and not last:
                 wait = _retry_after(response)
                 if wait is None or wait <= self.retry.max_retry_after:

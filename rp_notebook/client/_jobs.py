@@ -83,6 +83,8 @@ class JobsClient:
                 what=f"endpoint {endpoint_id}",
             )
         except TransportError as exc:
+            if not exc.maybe_delivered:
+                raise
             raise TransportError(
                 f"{exc} - the job may have been queued; check the endpoint's jobs before submitting again"
             ) from None

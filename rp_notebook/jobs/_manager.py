@@ -31,6 +31,9 @@ from ._job import Job
 __all__ = ["JobManager", "get_manager"]
 
 LONG_POLL_MS = 20_000
+#: status-sync answers only at the end; a displayed job polls in shorter rounds so its line shows
+#: IN_QUEUE -> IN_PROGRESS and the worker's progress as they happen.
+DISPLAYED_LONG_POLL_MS = 2_000
 FALLBACK_FIRST_DELAY = 0.25
 FALLBACK_MAX_DELAY = 3.0
 ERROR_MAX_DELAY = 10.0
@@ -155,7 +158,8 @@ class JobManager:
         delay = 0.0
         try:
             if client.status_sync_supported:
-                body = client.status_sync(job.endpoint_id, job.id, wait_ms=self.long_poll_ms)
+                wait_ms = DISPLAYED_LONG_POLL_MS if job.is_displayed else self.long_poll_ms
+                body = client.status_sync(job.endpoint_id, job.id, wait_ms=wait_ms)
             else:
                 body = client.status(job.endpoint_id, job.id)
             job._poll_failures = 0

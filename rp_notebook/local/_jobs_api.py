@@ -10,6 +10,8 @@
     POST /v2/{ep}/purge-queue              {"removed": n, "status": "completed"}
     GET  /v2/{ep}/health                   {"jobs": {...}, "workers": {"idle", "running", "initializing"}}
 
+status, status-sync and stream also answer POST (the SDK's local dev server only takes POST there).
+
 Auth is `Authorization: Bearer <key>` or the bare key (Runpod's docs show both): 401 otherwise,
 checked before anything else. Then 404 for an unknown endpoint or job. Bodies over 10 MB (run) or
 20 MB (runsync) get 413; malformed JSON or a missing `input` gets 400.
@@ -176,9 +178,10 @@ def add_job_routes(app: web.Application) -> None:
     prefix = "/v2/{endpoint_id}"
     app.router.add_post(f"{prefix}/run", _endpoint_route(run))
     app.router.add_post(f"{prefix}/runsync", _endpoint_route(runsync))
-    app.router.add_get(f"{prefix}/status/{{job_id}}", _endpoint_route(status))
-    app.router.add_get(f"{prefix}/status-sync/{{job_id}}", _endpoint_route(status_sync))
-    app.router.add_get(f"{prefix}/stream/{{job_id}}", _endpoint_route(stream))
+    for method in ("GET", "POST"):  # GET is what the SDKs send; POST as the local dev server takes it
+        app.router.add_route(method, f"{prefix}/status/{{job_id}}", _endpoint_route(status))
+        app.router.add_route(method, f"{prefix}/status-sync/{{job_id}}", _endpoint_route(status_sync))
+        app.router.add_route(method, f"{prefix}/stream/{{job_id}}", _endpoint_route(stream))
     app.router.add_post(f"{prefix}/cancel/{{job_id}}", _endpoint_route(cancel))
     app.router.add_post(f"{prefix}/retry/{{job_id}}", _endpoint_route(retry))
     app.router.add_post(f"{prefix}/purge-queue", _endpoint_route(purge_queue))

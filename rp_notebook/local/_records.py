@@ -206,6 +206,7 @@ class WorkerRecord:
     log_path: Path | None = None
     returncode: int | None = None
     last_ping: float | None = None
+    pings: int = 0
     unhealthy: str | None = None  # reason from a fitness-check failure ping
     jobs_done: int = 0
     idle_timer: asyncio.TimerHandle | None = None
@@ -226,6 +227,7 @@ class WorkerRecord:
             jobs_done=self.jobs_done,
             returncode=self.returncode,
             unhealthy=self.unhealthy,
+            pings=self.pings,
         )
 
 
@@ -243,3 +245,4 @@ class WorkerInfo:
     jobs_done: int
     returncode: int | None
     unhealthy: str | None
+    pings: int  # heartbeats received (RUNPOD_WEBHOOK_PING)

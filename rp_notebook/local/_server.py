@@ -243,6 +243,10 @@ class LocalEndpoint:
             raise self._start_error
         self._write_state_files()
         atexit.register(self.stop)
+        for endpoint_id in self.endpoint_ids:
+            config = self.endpoint_config(endpoint_id)
+            if not config.handler_path.is_file():
+                log.warning("endpoint %s: %s does not exist; its jobs will fail", endpoint_id, config.handler_path)
         log.info("local endpoint listening on %s (endpoints: %s)", self.url, ", ".join(self.endpoint_ids))
         return self
 

@@ -265,9 +265,11 @@ class EndpointState:
             job.late_results += 1
             log.info("endpoint %s: ignored a late result for job %s (%s)", self.id, job_id, job.status.value)
         elif "error" in payload:
+            job.has_output, job.output = False, None  # the final result replaces any progress value
             output = payload.get("output", _MISSING)
             self._finish(job, JobStatus.FAILED, output=output, error=payload["error"])
         else:
+            job.has_output, job.output = False, None
             self._finish(job, JobStatus.COMPLETED, output=payload.get("output", _MISSING))
         if worker is not None:
             if current:
@@ -291,6 +293,7 @@ class EndpointState:
         if worker is None:
             return False
         worker.last_ping = time.monotonic()
+        worker.pings += 1
         if params.get("status") == "unhealthy":
             worker.unhealthy = f"{params.get('check', '?')}: {params.get('reason', '')}"
             log.warning("endpoint %s: worker %s reports unhealthy: %s", self.id, worker_id, worker.unhealthy)

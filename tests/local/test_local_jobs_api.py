@@ -15,14 +15,14 @@ pytestmark = pytest.mark.timeout(90)
 
 
 def test_run_then_status_completes_with_timings_and_worker_id(api: Api, server: LocalEndpoint) -> None:
-    job_id = api.run("echo", {"hello": "world", "env": ["ECHO_FLAVOR", "RUNPOD_ENDPOINT_ID"]})
+    job_id = api.run("echo", {"hello": "wörld ☃", "env": ["ECHO_FLAVOR", "RUNPOD_ENDPOINT_ID"]})
     body = api.wait_final("echo", job_id)
     assert body["status"] == "COMPLETED"
     assert body["id"] == job_id
     assert isinstance(body["delayTime"], int) and body["delayTime"] >= 0
     assert isinstance(body["executionTime"], int) and body["executionTime"] >= 0
     assert body["workerId"] == body["output"]["worker_id"]
-    assert body["output"]["echo"]["hello"] == "world"
+    assert body["output"]["echo"]["hello"] == "wörld ☃"
     assert body["output"]["env"] == {"ECHO_FLAVOR": "vanilla", "RUNPOD_ENDPOINT_ID": "echo"}
     assert "error" not in body
     assert api.status("echo", job_id) == body
@@ -291,7 +291,7 @@ def test_progress_update_is_visible_while_in_progress(api: Api) -> None:
     api.release(gate)
     final = api.wait_final("echo", job_id)
     assert final["status"] == "COMPLETED"
-    assert "echo" in final["output"]
+    assert "echo" in final["output"]  # the final output replaced the progress value
 
 
 def test_purge_queue_removes_only_queued_jobs(api: Api) -> None:

@@ -108,6 +108,9 @@ def test_worker_gets_the_runpod_protocol_environment(api: Api, server: LocalEndp
     assert env["RUNPOD_SKIP_GPU_CHECK"] == env["RUNPOD_SKIP_AUTO_SYSTEM_CHECKS"] == "true"
     assert int(env["RUNPOD_PING_INTERVAL"]) >= 1000
     assert env["ECHO_FLAVOR"] == "vanilla"
+    worker = next(w for w in server.workers("echo") if w.id == body["workerId"])
+    wait_until(lambda: server.workers("echo")[0].pings >= 1)  # the SDK heartbeat reaches the ping route
+    assert worker.unhealthy is None
     take_url = env["RUNPOD_WEBHOOK_GET_JOB"].replace("$ID", body["workerId"])
     wrong = take_url.split("?token=")[0] + "?token=wrong&job_in_progress=0"
     assert requests.get(wrong, timeout=10).status_code == 401

@@ -259,6 +259,20 @@ def test_text_without_speakable_words_is_an_error_naming_text(piper):
     assert result["error"].startswith("text: ")
 
 
+def test_minutes_of_audio_encode_in_every_format_without_crashing_the_process():
+    # One big Vorbis write segfaults inside libvorbis; run it in a child so a crash is a failure here.
+    code = (
+        "import io, numpy as np, soundfile as sf\n"
+        "from tts_audio import encode\n"
+        "x = (np.random.default_rng(0).standard_normal(24000 * 330) * 0.1).astype(np.float32)\n"
+        "for fmt in ('wav', 'flac', 'ogg'):\n"
+        "    y, sr = sf.read(io.BytesIO(encode(x, 24000, fmt)))\n"
+        "    assert (len(y), sr) == (len(x), 24000), (fmt, len(y), sr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=TTS_WORKER_DIR, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 # --- bad input through the real handler ----------------------------------------------------------
 
 BAD_INPUTS = [
