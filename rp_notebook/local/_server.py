@@ -246,7 +246,7 @@ class LocalEndpoint:
         for endpoint_id in self.endpoint_ids:
             config = self.endpoint_config(endpoint_id)
             if not config.handler_path.is_file():
-                log.warning("endpoint %s: %s does not exist; its jobs will fail", endpoint_id, config.handler_path)
+                log.warning("endpoint %s: %s is missing; jobs will fail", endpoint_id, config.handler_path)
         log.info("local endpoint listening on %s (endpoints: %s)", self.url, ", ".join(self.endpoint_ids))
         return self
 
@@ -320,7 +320,8 @@ class LocalEndpoint:
                 await site.start()
             except OSError as exc:
                 where = f"{self.host}:{self._port}"
-                self._start_error = OSError(exc.errno, f"cannot listen on {where}: {exc.strerror}")
+                reason = os.strerror(exc.errno) if exc.errno else str(exc)
+                self._start_error = OSError(exc.errno, f"cannot listen on {where}: {reason}")
                 self._ready.set()
                 return
             self._port = runner.addresses[0][1]
