@@ -35,7 +35,25 @@ _EXPORTS = {
     "tts": "._api",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__", "load_ipython_extension", "unload_ipython_extension"])
+__all__ = [
+    "MODELS",
+    "AudioResult",
+    "Job",
+    "JobManager",
+    "JobStatus",
+    "JobsClient",
+    "__version__",
+    "configure",
+    "current_settings",
+    "errors",
+    "get_manager",
+    "load_ipython_extension",
+    "start_local",
+    "stop_local",
+    "submit",
+    "tts",
+    "unload_ipython_extension",
+]
 
 if TYPE_CHECKING:
     from . import errors

@@ -87,7 +87,9 @@ def _media_value(name: str, value: Any) -> Any:
     if isinstance(value, bytes | bytearray | memoryview):
         return base64.b64encode(bytes(value)).decode()
     if isinstance(value, Path) or (
-        isinstance(value, str) and not value.startswith(("http://", "https://", "data:")) and len(value) < 4096
+        isinstance(value, str)
+        and not value.startswith(("http://", "https://", "data:"))
+        and len(value) < 4096
         and _looks_like_path(value)
     ):
         path = Path(value).expanduser()

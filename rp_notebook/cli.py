@@ -32,12 +32,18 @@ def main(argv: list[str] | None = None) -> int:
         from .local.__main__ import main as local_main
 
         return local_main(argv[1:])
-    parser = argparse.ArgumentParser(prog="rp-notebook", description="Run Runpod serverless models from scripts.")
+    parser = argparse.ArgumentParser(
+        prog="rp-notebook", description="Run Runpod serverless models from scripts."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("status", help="show what is configured")
     commands.add_parser("local", help="the local Runpod-compatible endpoint: rp-notebook local up --help")
-    tts = commands.add_parser("tts", help="text to speech", parents=[model_parser(TTS, "tts", argparse.ArgumentParser)],
-                              add_help=False)
+    tts = commands.add_parser(
+        "tts",
+        help="text to speech",
+        parents=[model_parser(TTS, "tts", argparse.ArgumentParser)],
+        add_help=False,
+    )
     tts.add_argument("-h", "--help", action="help")
     tts.add_argument("-o", "--output", type=Path, required=True, help="audio file (or folder) to write")
     tts.add_argument("--timeout", type=float, default=900, help="seconds to wait for the job (default 900)")
@@ -94,8 +100,10 @@ def _wait(job: Job, timeout: float) -> AudioResult:
             if time.monotonic() >= deadline:
                 raise
             continue
-        print(f"  {job.status.lower()} (queued {job.delay_time or 0:.1f} s, ran {job.execution_time or 0:.1f} s)",
-              file=sys.stderr)
+        print(
+            f"  {job.status.lower()} (queued {job.delay_time or 0:.1f} s, ran {job.execution_time or 0:.1f} s)",
+            file=sys.stderr,
+        )
         return result
 
 

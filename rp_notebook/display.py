@@ -97,10 +97,15 @@ def _result_bundle(result: Any) -> dict[str, str]:
 def setup_bundle(rows: list[tuple[str, str, str]]) -> dict[str, str]:
     """The `%runpod` setup table: (setting, value, where it came from). Values are never secrets."""
     width = max(len(name) for name, _, _ in rows)
-    text = "\n".join(f"{name:<{width}}  {value}" + (f"  ({source})" if source else "") for name, value, source in rows)
+    text = "\n".join(
+        f"{name:<{width}}  {value}" + (f"  ({source})" if source else "") for name, value, source in rows
+    )
     cells = "".join(
         f"<tr><td style='text-align:left'><b>{escape(name)}</b></td><td style='text-align:left'>{escape(value)}</td>"
         f"<td style='text-align:left;color:#6b7280'>{escape(source)}</td></tr>"
         for name, value, source in rows
     )
-    return {"text/plain": text, "text/html": f"<table class='rp-notebook-setup' style='{_BOX}'>{cells}</table>"}
+    return {
+        "text/plain": text,
+        "text/html": f"<table class='rp-notebook-setup' style='{_BOX}'>{cells}</table>",
+    }

@@ -100,8 +100,9 @@ class NotFoundError(APIError):
 class RateLimitedError(APIError):
     """429: the endpoint's request budget is spent. `retry_after` is in seconds, when the server said."""
 
-    def __init__(self, message: str, *, status_code: int = 429, body: Any = None,
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, *, status_code: int = 429, body: Any = None, retry_after: float | None = None
+    ) -> None:
         self.retry_after = retry_after
         super().__init__(message, status_code=status_code, body=body)
 

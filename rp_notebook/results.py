@@ -39,7 +39,9 @@ class AudioResult:
     @classmethod
     def from_output(cls, output: Any, job_id: str = "") -> AudioResult:
         if not isinstance(output, dict) or not isinstance(output.get("audio"), str):
-            raise MalformedOutputError(f"job {job_id}: expected an output with base64 'audio', got {_describe(output)}")
+            raise MalformedOutputError(
+                f"job {job_id}: expected an output with base64 'audio', got {_describe(output)}"
+            )
         try:
             data = base64.b64decode(output["audio"], validate=True)
         except (binascii.Error, ValueError):
@@ -67,8 +69,10 @@ class AudioResult:
         return target
 
     def __repr__(self) -> str:
-        return (f"AudioResult({self.format}, {self.duration:.2f} s at {self.sample_rate} Hz, "
-                f"{len(self.data):,} bytes)")
+        return (
+            f"AudioResult({self.format}, {self.duration:.2f} s at {self.sample_rate} Hz, "
+            f"{len(self.data):,} bytes)"
+        )
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         return {"text/plain": repr(self), "text/html": display.audio_html(self)}

@@ -26,7 +26,9 @@ def execute(path: Path) -> nbformat.NotebookNode:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("action", choices=["run", "refresh"])
     parser.add_argument("notebooks", nargs="+", type=Path)
     args = parser.parse_args()

@@ -11,7 +11,12 @@ import pytest
 # Subprocesses (kernels, the CLI, worker processes) must find this environment's executables.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 # Never pick up a developer's real key or endpoints while testing.
-for _name in ("RUNPOD_API_KEY", "RUNPOD_ENDPOINT_BASE_URL", "RUNPOD_API_BASE_URL", "RP_NOTEBOOK_TTS_ENDPOINT"):
+for _name in (
+    "RUNPOD_API_KEY",
+    "RUNPOD_ENDPOINT_BASE_URL",
+    "RUNPOD_API_BASE_URL",
+    "RP_NOTEBOOK_TTS_ENDPOINT",
+):
     os.environ.pop(_name, None)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -45,7 +50,9 @@ def use_local(local_server):
     from rp_notebook._api import LOCAL_ENDPOINTS
     from rp_notebook.config import configure
 
-    configure(api_key=local_server.api_key, endpoint_base_url=local_server.job_api_url, endpoints=LOCAL_ENDPOINTS)
+    configure(
+        api_key=local_server.api_key, endpoint_base_url=local_server.job_api_url, endpoints=LOCAL_ENDPOINTS
+    )
     return local_server
 
 

@@ -9,13 +9,15 @@ import soundfile
 
 
 def rp_notebook(*args: str, cwd) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "rp_notebook.cli", *args], capture_output=True, text=True,
-                          timeout=180, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "rp_notebook.cli", *args], capture_output=True, text=True, timeout=180, cwd=cwd
+    )
 
 
 def test_tts_with_a_local_endpoint_writes_decodable_audio(tmp_path):
-    done = rp_notebook("tts", "Hello from the command line.", "-o", "hello.ogg", "--format", "ogg", "--local",
-                       cwd=tmp_path)
+    done = rp_notebook(
+        "tts", "Hello from the command line.", "-o", "hello.ogg", "--format", "ogg", "--local", cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     info = soundfile.info(tmp_path / "hello.ogg")
     assert info.format == "OGG" and info.samplerate == 22050 and info.duration > 1

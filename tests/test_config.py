@@ -12,7 +12,12 @@ KEY = "rpa_TESTKEY0123456789abcdefghij"
 
 @pytest.fixture
 def clean_env(monkeypatch, tmp_path):
-    for name in ("RUNPOD_API_KEY", "RUNPOD_ENDPOINT_BASE_URL", "RUNPOD_API_BASE_URL", "RP_NOTEBOOK_TTS_ENDPOINT"):
+    for name in (
+        "RUNPOD_API_KEY",
+        "RUNPOD_ENDPOINT_BASE_URL",
+        "RUNPOD_API_BASE_URL",
+        "RP_NOTEBOOK_TTS_ENDPOINT",
+    ):
         monkeypatch.delenv(name, raising=False)
     reset_configuration()
     yield tmp_path

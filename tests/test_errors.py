@@ -6,8 +6,14 @@ from rp_notebook.errors import JobFailedError, RunpodError
 
 
 def test_sdk_json_error_string_is_parsed_into_type_message_and_traceback():
-    raw = json.dumps({"error_type": "<class 'ZeroDivisionError'>", "error_message": "division by zero",
-                      "error_traceback": "Traceback (most recent call last):\n...", "worker_id": "w1"})
+    raw = json.dumps(
+        {
+            "error_type": "<class 'ZeroDivisionError'>",
+            "error_message": "division by zero",
+            "error_traceback": "Traceback (most recent call last):\n...",
+            "worker_id": "w1",
+        }
+    )
     error = JobFailedError("job-1", raw)
     assert str(error) == "job job-1 failed: ZeroDivisionError: division by zero"
     assert error.worker_traceback.startswith("Traceback")

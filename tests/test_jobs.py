@@ -54,7 +54,7 @@ def test_a_worker_exception_becomes_job_failed_error_with_its_traceback(manager)
 
 def test_an_error_returned_by_the_handler_is_shown_verbatim(manager):
     job = manager.submit("echo", {"error": "text: is required"})
-    with pytest.raises(JobFailedError, match="failed: text: is required$"):
+    with pytest.raises(JobFailedError, match=r"failed: text: is required$"):
         job.result(timeout=60)
 
 

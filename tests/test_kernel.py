@@ -9,7 +9,9 @@ import time
 import pytest
 from jupyter_client.manager import start_new_kernel
 
-LONG_TEXT = " ".join(f"This is sentence number {i} of a long text that keeps the worker busy." for i in range(40))
+LONG_TEXT = " ".join(
+    f"This is sentence number {i} of a long text that keeps the worker busy." for i in range(40)
+)
 
 
 @pytest.fixture
@@ -64,7 +66,10 @@ def test_tts_magic_returns_at_once_other_cells_run_and_the_handle_becomes_a_play
             msg = kernel.get_iopub_msg(timeout=5)
         except queue.Empty:
             continue
-        if msg["msg_type"] == "update_display_data" and msg["content"]["transient"]["display_id"] == display_id:
+        if (
+            msg["msg_type"] == "update_display_data"
+            and msg["content"]["transient"]["display_id"] == display_id
+        ):
             html = msg["content"]["data"]["text/html"]
             if "<audio" in html:
                 player = html

@@ -25,9 +25,15 @@ def test_setup_status_says_whether_a_key_is_set_but_never_shows_it(ip):
 
 def test_help_lists_every_tts_option_with_its_range(ip):
     doc = ip.find_line_magic("runpod").__doc__
-    for flag, allowed in [("--exaggeration", "from 0 to 2"), ("--cfg-weight", "from 0 to 1"),
-                          ("--temperature", "from 0.05 to 5"), ("--format", "'wav', 'flac', 'ogg'"),
-                          ("--voice", "URL"), ("--language", "'en'"), ("--seed", "integer")]:
+    for flag, allowed in [
+        ("--exaggeration", "from 0 to 2"),
+        ("--cfg-weight", "from 0 to 1"),
+        ("--temperature", "from 0.05 to 5"),
+        ("--format", "'wav', 'flac', 'ogg'"),
+        ("--voice", "URL"),
+        ("--language", "'en'"),
+        ("--seed", "integer"),
+    ]:
         assert flag in doc and allowed in doc
 
 
@@ -53,7 +59,11 @@ def test_cell_magic_speaks_the_cell_body_with_line_options(ip, use_local):
 @pytest.mark.parametrize(
     ("line", "error", "words"),
     [
-        ('tts "hi" --exaggeration 9', InputError, "exaggeration: 9 is out of range; expected a number from 0 to 2"),
+        (
+            'tts "hi" --exaggeration 9',
+            InputError,
+            "exaggeration: 9 is out of range; expected a number from 0 to 2",
+        ),
         ('tts "hi" --format mp3', InputError, "format: expected one of 'wav', 'flac', 'ogg', got 'mp3'"),
         ('tts "hi" --seed x', InputError, "seed: expected an integer"),
         ("tts", InputError, "text: is required"),

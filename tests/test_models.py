@@ -8,8 +8,15 @@ from rp_notebook.models import MODELS, TTS
 
 def test_defaults_are_filled_and_valid_input_passes_through():
     clean = TTS.validate({"text": "Hello", "exaggeration": "0.7", "seed": "42"})
-    assert clean == {"text": "Hello", "exaggeration": 0.7, "cfg_weight": 0.5, "temperature": 0.8, "seed": 42,
-                     "language": "en", "format": "wav"}
+    assert clean == {
+        "text": "Hello",
+        "exaggeration": 0.7,
+        "cfg_weight": 0.5,
+        "temperature": 0.8,
+        "seed": 42,
+        "language": "en",
+        "format": "wav",
+    }
 
 
 @pytest.mark.parametrize(
@@ -49,13 +56,15 @@ def test_bad_tts_input_names_the_field_and_what_it_allows(values, field, words):
 
 
 def test_an_input_that_is_not_an_object_is_refused():
-    with pytest.raises(InputError, match="^input: expected an object"):
+    with pytest.raises(InputError, match=r"^input: expected an object"):
         TTS.validate(["hello"])  # type: ignore[arg-type]
 
 
 def test_voice_accepts_a_url_or_a_data_url():
     assert TTS.validate({"text": "hi", "voice": "https://example.org/v.wav"})["voice"].startswith("https://")
-    assert TTS.validate({"text": "hi", "voice": "data:audio/wav;base64,UklGRg=="})["voice"].startswith("data:")
+    assert TTS.validate({"text": "hi", "voice": "data:audio/wav;base64,UklGRg=="})["voice"].startswith(
+        "data:"
+    )
 
 
 def test_every_model_field_has_help_and_a_flag():

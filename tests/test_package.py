@@ -7,11 +7,28 @@ import rp_notebook
 
 
 def test_public_names_are_exactly_the_documented_ones():
-    assert rp_notebook.__all__ == sorted([
-        "AudioResult", "Job", "JobManager", "JobStatus", "JobsClient", "MODELS", "__version__", "configure",
-        "current_settings", "errors", "get_manager", "load_ipython_extension", "start_local", "stop_local",
-        "submit", "tts", "unload_ipython_extension",
-    ])
+    assert sorted(rp_notebook.__all__) == sorted(
+        [
+            "AudioResult",
+            "Job",
+            "JobManager",
+            "JobStatus",
+            "JobsClient",
+            "MODELS",
+            "__version__",
+            "configure",
+            "current_settings",
+            "errors",
+            "get_manager",
+            "load_ipython_extension",
+            "start_local",
+            "stop_local",
+            "submit",
+            "tts",
+            "unload_ipython_extension",
+        ]
+    )
+    assert set(rp_notebook._EXPORTS) <= set(rp_notebook.__all__)
     for name in rp_notebook.__all__:
         assert getattr(rp_notebook, name) is not None
 

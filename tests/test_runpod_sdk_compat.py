@@ -27,9 +27,22 @@ def free_port() -> int:
 def local_up(tmp_path):
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rp_notebook.cli", "local", "up", "--port", str(port), "--api-key", KEY,
-         "--state-dir", str(tmp_path / "state")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "rp_notebook.cli",
+            "local",
+            "up",
+            "--port",
+            str(port),
+            "--api-key",
+            KEY,
+            "--state-dir",
+            str(tmp_path / "state"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}/v2"
     deadline = time.monotonic() + 60
@@ -55,7 +68,9 @@ def test_runpod_sdk_endpoint_run_output_health_and_purge_on_local_tts(local_up, 
     monkeypatch.setattr(runpod, "api_key", KEY)
     monkeypatch.setattr(runpod, "endpoint_url_base", local_up)
     endpoint = runpod.Endpoint("local-tts")
-    output = endpoint.run({"text": "The runpod SDK can talk to this endpoint.", "format": "flac"}).output(timeout=120)
+    output = endpoint.run({"text": "The runpod SDK can talk to this endpoint.", "format": "flac"}).output(
+        timeout=120
+    )
     audio, rate = soundfile.read(io.BytesIO(base64.b64decode(output["audio"])))
     assert rate == output["sample_rate"] == 22050
     assert len(audio) / rate == pytest.approx(output["duration"], abs=0.05) and output["duration"] > 1

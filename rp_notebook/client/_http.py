@@ -120,15 +120,21 @@ class HTTPTransport:
             try:
                 self.requests_sent += 1
                 response = self._session.request(
-                    method, url, data=data, params=params, headers=headers, timeout=(5.0, timeout or self.timeout)
+                    method,
+                    url,
+                    data=data,
+                    params=params,
+                    headers=headers,
+                    timeout=(5.0, timeout or self.timeout),
                 )
             except requests.RequestException as exc:
                 never_sent = _never_sent(exc)
                 if (idempotent or never_sent) and not last:
                     self._sleep(self.retry.delay(attempt))
                     continue
-                raise TransportError(self._transport_message(method, url, exc, never_sent),
-                                     maybe_delivered=not never_sent) from None
+                raise TransportError(
+                    self._transport_message(method, url, exc, never_sent), maybe_delivered=not never_sent
+                ) from None
             if response.status_code == 429 and not last:
                 wait = _retry_after(response)
                 if wait is None or wait <= self.retry.max_retry_after:
@@ -148,7 +154,9 @@ class HTTPTransport:
             payload = response.text
         if status < 400:
             if isinstance(payload, str) and payload:
-                raise APIError(f"expected JSON from {response.url}, got: {payload[:200]!r}", status_code=status)
+                raise APIError(
+                    f"expected JSON from {response.url}, got: {payload[:200]!r}", status_code=status
+                )
             return payload
         detail = self.settings.redact(_error_text(payload))
         subject = f"{what}: " if what else ""
@@ -160,10 +168,13 @@ class HTTPTransport:
                 body=payload,
             )
         if status == 404:
-            raise NotFoundError(f"{subject}not found (404){': ' + detail if detail else ''}", status_code=404,
-                                body=payload)
+            raise NotFoundError(
+                f"{subject}not found (404){': ' + detail if detail else ''}", status_code=404, body=payload
+            )
         if status == 413:
-            raise PayloadTooLargeError(f"{subject}request too large (413): {detail}", status_code=413, body=payload)
+            raise PayloadTooLargeError(
+                f"{subject}request too large (413): {detail}", status_code=413, body=payload
+            )
         if status == 429:
             raise RateLimitedError(
                 f"{subject}rate limited (429) after {self.retry.attempts} attempts: {detail}",

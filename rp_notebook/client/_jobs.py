@@ -46,7 +46,9 @@ class JobsClient:
         timeout: float = 30.0,
     ) -> None:
         self.settings = settings or current_settings()
-        self.http = HTTPTransport(self.settings, self.settings.endpoint_base_url, retry=retry, timeout=timeout)
+        self.http = HTTPTransport(
+            self.settings, self.settings.endpoint_base_url, retry=retry, timeout=timeout
+        )
         #: Set once a server answers status-sync with 404/405 for a job that /status knows.
         self.status_sync_supported = True
 
@@ -79,7 +81,11 @@ class JobsClient:
         body = _job_body(input, webhook, policy, s3_config)
         try:
             return self.http.request(
-                "POST", f"{endpoint_id}/run", body=body, idempotent=False, max_body_bytes=MAX_RUN_BYTES,
+                "POST",
+                f"{endpoint_id}/run",
+                body=body,
+                idempotent=False,
+                max_body_bytes=MAX_RUN_BYTES,
                 what=f"endpoint {endpoint_id}",
             )
         except TransportError as exc:
@@ -103,14 +109,22 @@ class JobsClient:
         wait_ms = _clamp(wait_ms, 1_000, 300_000)
         body = _job_body(input, webhook, policy, s3_config)
         return self.http.request(
-            "POST", f"{endpoint_id}/runsync", body=body, params={"wait": wait_ms}, idempotent=False,
-            max_body_bytes=MAX_RUNSYNC_BYTES, timeout=wait_ms / 1000 + 15, what=f"endpoint {endpoint_id}",
+            "POST",
+            f"{endpoint_id}/runsync",
+            body=body,
+            params={"wait": wait_ms},
+            idempotent=False,
+            max_body_bytes=MAX_RUNSYNC_BYTES,
+            timeout=wait_ms / 1000 + 15,
+            what=f"endpoint {endpoint_id}",
         )
 
     # -- observe ----------------------------------------------------------------------------------
 
     def status(self, endpoint_id: str, job_id: str) -> dict[str, Any]:
-        return self.http.request("GET", f"{endpoint_id}/status/{job_id}", idempotent=True, what=f"job {job_id}")
+        return self.http.request(
+            "GET", f"{endpoint_id}/status/{job_id}", idempotent=True, what=f"job {job_id}"
+        )
 
     def status_sync(self, endpoint_id: str, job_id: str, *, wait_ms: int = 30_000) -> dict[str, Any]:
         """Long-poll: returns as soon as the job ends, or after `wait_ms` (1,000-90,000) with its status.
@@ -123,8 +137,12 @@ class JobsClient:
         wait_ms = _clamp(wait_ms, 1_000, 90_000)
         try:
             return self.http.request(
-                "GET", f"{endpoint_id}/status-sync/{job_id}", params={"wait": wait_ms}, idempotent=True,
-                timeout=wait_ms / 1000 + 15, what=f"job {job_id}",
+                "GET",
+                f"{endpoint_id}/status-sync/{job_id}",
+                params={"wait": wait_ms},
+                idempotent=True,
+                timeout=wait_ms / 1000 + 15,
+                what=f"job {job_id}",
             )
         except (NotFoundError, APIError) as exc:
             if exc.status_code not in (404, 405):
@@ -135,29 +153,41 @@ class JobsClient:
 
     def stream(self, endpoint_id: str, job_id: str) -> dict[str, Any]:
         """New stream chunks since the last call (`{"status", "stream": [{"output": ...}]}`); reading consumes them."""
-        return self.http.request("GET", f"{endpoint_id}/stream/{job_id}", idempotent=True, what=f"job {job_id}")
+        return self.http.request(
+            "GET", f"{endpoint_id}/stream/{job_id}", idempotent=True, what=f"job {job_id}"
+        )
 
     def health(self, endpoint_id: str) -> dict[str, Any]:
-        return self.http.request("GET", f"{endpoint_id}/health", idempotent=True, what=f"endpoint {endpoint_id}")
+        return self.http.request(
+            "GET", f"{endpoint_id}/health", idempotent=True, what=f"endpoint {endpoint_id}"
+        )
 
     # -- control ----------------------------------------------------------------------------------
 
     def cancel(self, endpoint_id: str, job_id: str) -> dict[str, Any]:
         # Cancelling twice is harmless, so a lost answer is simply asked again.
-        return self.http.request("POST", f"{endpoint_id}/cancel/{job_id}", idempotent=True, what=f"job {job_id}")
+        return self.http.request(
+            "POST", f"{endpoint_id}/cancel/{job_id}", idempotent=True, what=f"job {job_id}"
+        )
 
     def retry(self, endpoint_id: str, job_id: str) -> dict[str, Any]:
         """Re-queue a FAILED or TIMED_OUT job under the same id with its original input."""
-        return self.http.request("POST", f"{endpoint_id}/retry/{job_id}", idempotent=False, what=f"job {job_id}")
+        return self.http.request(
+            "POST", f"{endpoint_id}/retry/{job_id}", idempotent=False, what=f"job {job_id}"
+        )
 
     def purge_queue(self, endpoint_id: str) -> dict[str, Any]:
         """Remove every queued (not running) job of the endpoint; returns `{"removed", "status"}`."""
-        return self.http.request("POST", f"{endpoint_id}/purge-queue", idempotent=True,
-                                 what=f"endpoint {endpoint_id}")
+        return self.http.request(
+            "POST", f"{endpoint_id}/purge-queue", idempotent=True, what=f"endpoint {endpoint_id}"
+        )
 
 
 def _job_body(
-    input: dict[str, Any], webhook: str | None, policy: dict[str, Any] | None, s3_config: dict[str, Any] | None
+    input: dict[str, Any],
+    webhook: str | None,
+    policy: dict[str, Any] | None,
+    s3_config: dict[str, Any] | None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {"input": input}
     if webhook:

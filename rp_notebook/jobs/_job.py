@@ -180,12 +180,18 @@ class Job:
         elif status == JobStatus.FAILED:
             self._future.set_exception(JobFailedError(self.id, self.body.get("error")))
         elif status == JobStatus.CANCELLED:
-            self._future.set_exception(JobCancelledError(f"job {self.id} was cancelled", job_id=self.id,
-                                                         status=status))
+            self._future.set_exception(
+                JobCancelledError(f"job {self.id} was cancelled", job_id=self.id, status=status)
+            )
         else:
-            self._future.set_exception(JobTimedOutError(
-                f"job {self.id} timed out on the endpoint after {self.execution_time or 0:.0f} s of execution "
-                "(raise the endpoint's or the request's executionTimeout)", job_id=self.id, status=status))
+            self._future.set_exception(
+                JobTimedOutError(
+                    f"job {self.id} timed out on the endpoint after {self.execution_time or 0:.0f} s of execution "
+                    "(raise the endpoint's or the request's executionTimeout)",
+                    job_id=self.id,
+                    status=status,
+                )
+            )
 
     def _fail(self, error: RunpodError) -> None:
         """The job cannot be followed any more (it expired, or the key was refused)."""

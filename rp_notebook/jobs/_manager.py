@@ -18,6 +18,7 @@ How jobs are followed:
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -80,14 +81,22 @@ class JobManager:
         client = self.client(settings)
         submitted_at = time.time()
         body = client.run(endpoint_id, input, **run_options)
-        job = Job(self, client, endpoint_id, body["id"], model=model, status=body.get("status", "IN_QUEUE"),
-                  submitted_at=submitted_at)
+        job = Job(
+            self,
+            client,
+            endpoint_id,
+            body["id"],
+            model=model,
+            status=body.get("status", "IN_QUEUE"),
+            submitted_at=submitted_at,
+        )
         job.body = body
         self.track(job)
         return job
 
-    def attach(self, endpoint_id: str, job_id: str, *, model: str | None = None,
-               settings: Settings | None = None) -> Job:
+    def attach(
+        self, endpoint_id: str, job_id: str, *, model: str | None = None, settings: Settings | None = None
+    ) -> Job:
         """Follow a job submitted elsewhere (another kernel, the CLI, the runpod SDK)."""
         existing = self._all.get(job_id)
         if existing is not None:
@@ -138,8 +147,10 @@ class JobManager:
                     return
                 self._active = [j for j in self._active if not j.done()]
                 now = time.monotonic()
-                due = sorted((j for j in self._active if not j._polling and j._next_poll <= now),
-                             key=lambda j: j.submitted_at)
+                due = sorted(
+                    (j for j in self._active if not j._polling and j._next_poll <= now),
+                    key=lambda j: j.submitted_at,
+                )
                 for job in due[: self._slots]:
                     job._polling = True
                     self._slots -= 1
@@ -165,7 +176,9 @@ class JobManager:
             job._poll_failures = 0
             if not client.status_sync_supported:
                 # Polling without long-poll: quick at first (short jobs), then back off.
-                job._fallback_delay = min(FALLBACK_MAX_DELAY, job._fallback_delay * 1.5 or FALLBACK_FIRST_DELAY)
+                job._fallback_delay = min(
+                    FALLBACK_MAX_DELAY, job._fallback_delay * 1.5 or FALLBACK_FIRST_DELAY
+                )
                 delay = job._fallback_delay
             job._apply(body)
         except (NotFoundError, AuthenticationError) as exc:
@@ -186,10 +199,9 @@ class JobManager:
 
 
 def _quietly(fn: Any) -> None:
-    try:
+    # Display refresh is best effort (there may be no kernel, e.g. in a script).
+    with contextlib.suppress(Exception):
         fn()
-    except Exception:  # noqa: BLE001, S110 - display refresh is best effort (e.g. no kernel in a script)
-        pass
 
 
 _manager: JobManager | None = None

@@ -240,6 +240,8 @@ class LocalEndpoint:
             self._thread.join(5)
             self._thread = None
             self._stopped = True
+            if self._temp_state_dir:
+                shutil.rmtree(self._state_dir, ignore_errors=True)
             raise self._start_error
         self._write_state_files()
         atexit.register(self.stop)

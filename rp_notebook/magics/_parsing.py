@@ -27,8 +27,11 @@ class MagicArgumentParser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}\n{self.format_usage().strip()}")
 
 
-def model_parser(spec: ModelSpec, prog: str, parser_class: type[argparse.ArgumentParser] = MagicArgumentParser,
-                 ) -> argparse.ArgumentParser:
+def model_parser(
+    spec: ModelSpec,
+    prog: str,
+    parser_class: type[argparse.ArgumentParser] = MagicArgumentParser,
+) -> argparse.ArgumentParser:
     """A parser with one option per input field of `spec`, plus --endpoint."""
     parser = parser_class(prog=prog, description=spec.title, add_help=False)
     positional = spec[spec.positional]
@@ -37,22 +40,31 @@ def model_parser(spec: ModelSpec, prog: str, parser_class: type[argparse.Argumen
         if field.name == spec.positional:
             continue
         default = f" (default {field.default})" if field.default is not None else ""
-        parser.add_argument(field.flag, dest=field.name, metavar=field.name.upper(), default=None,
-                            help=f"{field.help} Allowed: {field.allowed()}{default}.")
-    parser.add_argument("--endpoint", default=None, help="Endpoint id (default: the one configured for "
-                        f"{spec.name}).")
+        parser.add_argument(
+            field.flag,
+            dest=field.name,
+            metavar=field.name.upper(),
+            default=None,
+            help=f"{field.help} Allowed: {field.allowed()}{default}.",
+        )
+    parser.add_argument(
+        "--endpoint", default=None, help=f"Endpoint id (default: the one configured for {spec.name})."
+    )
     return parser
 
 
-def split_inputs(spec: ModelSpec, namespace: argparse.Namespace, body: str | None = None) -> tuple[dict[str, Any],
-                                                                                                   str | None]:
+def split_inputs(
+    spec: ModelSpec, namespace: argparse.Namespace, body: str | None = None
+) -> tuple[dict[str, Any], str | None]:
     """(inputs, endpoint) from parsed options; a %%cell body, when given, is the positional field."""
     values = vars(namespace).copy()
     endpoint = values.pop("endpoint", None)
     words = values.pop(spec.positional)
     if body is not None and body.strip():
         if words:
-            raise UsageError(f"give the {spec.positional} either on the %%runpod line or in the cell body, not both")
+            raise UsageError(
+                f"give the {spec.positional} either on the %%runpod line or in the cell body, not both"
+            )
         values[spec.positional] = body.strip()
     elif words:
         values[spec.positional] = " ".join(words)

@@ -1,10 +1,10 @@
 """The %runpod / %%runpod magics: a thin router over the Python API in rp_notebook._api.
 
-    %runpod                         setup status: key set or not (never its value), endpoints
-    %runpod tts "Hello" [--opts]    speak; returns a Job handle at once, which turns into a player
-    %%runpod tts [--opts]           the cell body is the text
-    %runpod jobs                    the jobs of this kernel
-    %runpod local start|stop|status the local Runpod-compatible endpoint (CPU engines, no account)
+%runpod                         setup status: key set or not (never its value), endpoints
+%runpod tts "Hello" [--opts]    speak; returns a Job handle at once, which turns into a player
+%%runpod tts [--opts]           the cell body is the text
+%runpod jobs                    the jobs of this kernel
+%runpod local start|stop|status the local Runpod-compatible endpoint (CPU engines, no account)
 """
 
 from __future__ import annotations
@@ -82,18 +82,35 @@ def _setup_rows() -> list[tuple[str, str, str]]:
     settings = current_settings()
     sources = settings.sources
     rows = [
-        ("RUNPOD_API_KEY", "set" if settings.api_key else "not set", sources.get("RUNPOD_API_KEY", "")
-         if settings.api_key else "set it in the environment, a .env file, or with `runpod config`"),
-        ("job API", settings.endpoint_base_url, sources.get("endpoint_base_url") or sources.get(
-            "RUNPOD_ENDPOINT_BASE_URL", "default")),
+        (
+            "RUNPOD_API_KEY",
+            "set" if settings.api_key else "not set",
+            sources.get("RUNPOD_API_KEY", "")
+            if settings.api_key
+            else "set it in the environment, a .env file, or with `runpod config`",
+        ),
+        (
+            "job API",
+            settings.endpoint_base_url,
+            sources.get("endpoint_base_url") or sources.get("RUNPOD_ENDPOINT_BASE_URL", "default"),
+        ),
     ]
     for model in MODELS:
         endpoint = settings.endpoints.get(model)
         source = sources.get(f"RP_NOTEBOOK_{model.upper()}_ENDPOINT") or sources.get("endpoints", "")
-        rows.append((f"{model} endpoint", endpoint or "not configured", source if endpoint else
-                     f"--endpoint ID, RP_NOTEBOOK_{model.upper()}_ENDPOINT, or %runpod local start"))
+        rows.append(
+            (
+                f"{model} endpoint",
+                endpoint or "not configured",
+                source
+                if endpoint
+                else f"--endpoint ID, RP_NOTEBOOK_{model.upper()}_ENDPOINT, or %runpod local start",
+            )
+        )
     local = _api.local_endpoint()
-    rows.append(("local endpoint", local.url if local else "not running", "" if local else "%runpod local start"))
+    rows.append(
+        ("local endpoint", local.url if local else "not running", "" if local else "%runpod local start")
+    )
     return rows
 
 

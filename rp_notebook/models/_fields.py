@@ -113,7 +113,16 @@ class Field:
     def _coerce_bool(self, value: Any) -> bool:
         if isinstance(value, bool):
             return value
-        if isinstance(value, str) and value.strip().lower() in {"true", "1", "yes", "on", "false", "0", "no", "off"}:
+        if isinstance(value, str) and value.strip().lower() in {
+            "true",
+            "1",
+            "yes",
+            "on",
+            "false",
+            "0",
+            "no",
+            "off",
+        }:
             return value.strip().lower() in {"true", "1", "yes", "on"}
         raise InputError(self.name, f"expected {self.allowed()}, got {_show(value)}")
 
@@ -150,13 +159,16 @@ class Field:
             return value
         if self.max_length is not None and len(value) > self.max_length:
             raise InputError(
-                self.name, f"is {len(value) / 1e6:.1f} MB of base64; the limit is {self.max_length / 1e6:.0f} MB"
+                self.name,
+                f"is {len(value) / 1e6:.1f} MB of base64; the limit is {self.max_length / 1e6:.0f} MB",
             )
         payload = value.split(",", 1)[1] if value.startswith("data:") else value
         try:
             raw = base64.b64decode(payload, validate=True)
         except (binascii.Error, ValueError):
-            raise InputError(self.name, f"is not valid base64 and not a URL; expected {self.allowed()}") from None
+            raise InputError(
+                self.name, f"is not valid base64 and not a URL; expected {self.allowed()}"
+            ) from None
         if not raw:
             raise InputError(self.name, f"is empty; expected {self.allowed()}")
         return value
@@ -195,7 +207,9 @@ class ModelSpec:
             raise InputError("input", f"expected an object with fields {', '.join(self._by_name)}")
         unknown = [k for k in values if k not in self._by_name]
         if unknown:
-            raise InputError(unknown[0], f"is not an input of {self.name}; known fields: {', '.join(self._by_name)}")
+            raise InputError(
+                unknown[0], f"is not an input of {self.name}; known fields: {', '.join(self._by_name)}"
+            )
         clean: dict[str, Any] = {}
         for f in self.fields:
             value = f.coerce(values.get(f.name, f.default))

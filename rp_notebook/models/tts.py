@@ -10,8 +10,29 @@ from ._fields import Field, ModelSpec
 
 #: Languages of ChatterboxMultilingualTTS (chatterbox.SUPPORTED_LANGUAGES, 0.1.7).
 LANGUAGES = (
-    "ar", "da", "de", "el", "en", "es", "fi", "fr", "he", "hi", "it", "ja",
-    "ko", "ms", "nl", "no", "pl", "pt", "ru", "sv", "sw", "tr", "zh",
+    "ar",
+    "da",
+    "de",
+    "el",
+    "en",
+    "es",
+    "fi",
+    "fr",
+    "he",
+    "hi",
+    "it",
+    "ja",
+    "ko",
+    "ms",
+    "nl",
+    "no",
+    "pl",
+    "pt",
+    "ru",
+    "sv",
+    "sw",
+    "tr",
+    "zh",
 )
 AUDIO_FORMATS = ("wav", "flac", "ogg")
 #: 5,000 characters is about five minutes of speech: a WAV of that stays under the job API's
@@ -25,20 +46,48 @@ TTS = ModelSpec(
     title="Chatterbox text to speech",
     positional="text",
     fields=(
-        Field("text", str, "The text to speak. Long text is split on sentence boundaries.",
-              required=True, max_length=MAX_TEXT_CHARS),
-        Field("exaggeration", float, "Emotion intensity: 0.5 is neutral, 0.7+ is dramatic.",
-              default=0.5, minimum=0.0, maximum=2.0, step=0.05),
-        Field("cfg_weight", float, "Pacing and adherence to the reference voice; lower is slower, calmer.",
-              default=0.5, minimum=0.0, maximum=1.0, step=0.05),
-        Field("temperature", float, "Sampling randomness.",
-              default=0.8, minimum=0.05, maximum=5.0, step=0.05),
-        Field("seed", int, "Random seed; 0 picks a new one each time.",
-              default=0, minimum=0, maximum=2**32 - 1),
-        Field("language", str, "Language of the text (the multilingual model).",
-              default="en", choices=LANGUAGES),
-        Field("voice", str, "Reference clip to clone: base64 audio, a data: URL or an http(s) URL "
-              "(in a magic, also a file path).", media=True, max_length=MAX_VOICE_BASE64),
+        Field(
+            "text",
+            str,
+            "The text to speak. Long text is split on sentence boundaries.",
+            required=True,
+            max_length=MAX_TEXT_CHARS,
+        ),
+        Field(
+            "exaggeration",
+            float,
+            "Emotion intensity: 0.5 is neutral, 0.7+ is dramatic.",
+            default=0.5,
+            minimum=0.0,
+            maximum=2.0,
+            step=0.05,
+        ),
+        Field(
+            "cfg_weight",
+            float,
+            "Pacing and adherence to the reference voice; lower is slower, calmer.",
+            default=0.5,
+            minimum=0.0,
+            maximum=1.0,
+            step=0.05,
+        ),
+        Field(
+            "temperature", float, "Sampling randomness.", default=0.8, minimum=0.05, maximum=5.0, step=0.05
+        ),
+        Field(
+            "seed", int, "Random seed; 0 picks a new one each time.", default=0, minimum=0, maximum=2**32 - 1
+        ),
+        Field(
+            "language", str, "Language of the text (the multilingual model).", default="en", choices=LANGUAGES
+        ),
+        Field(
+            "voice",
+            str,
+            "Reference clip to clone: base64 audio, a data: URL or an http(s) URL "
+            "(in a magic, also a file path).",
+            media=True,
+            max_length=MAX_VOICE_BASE64,
+        ),
         Field("format", str, "Audio file format of the result.", default="wav", choices=AUDIO_FORMATS),
     ),
 )

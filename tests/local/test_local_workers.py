@@ -184,3 +184,34 @@ def test_add_endpoint_while_running(api: Api, server: LocalEndpoint) -> None:
     if "late-added" not in server.endpoint_ids:
         server.add_endpoint(EndpointConfig(id="late-added", worker_dir=WORKERS / "broken"))
     assert api.get("late-added/health").status_code == 200
+
+
+_SERVER_SCRIPT = """
+import sys, time, requests
+from rp_notebook.local import EndpointConfig, LocalEndpoint
+server = LocalEndpoint(default_endpoints=False, endpoints=[EndpointConfig(id="echo", worker_dir=sys.argv[1])])
+server.start()
+requests.post(server.job_api_url + "/echo/runsync", json={"input": {}},
+              headers={"Authorization": server.api_key}, timeout=60)
+print(server.workers("echo")[0].pid, flush=True)
+time.sleep(300)
+"""
+
+
+def test_workers_die_when_the_server_process_is_killed() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SERVER_SCRIPT, str(WORKERS / "echo")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        worker_pid = int(proc.stdout.readline())
+        wait_until(lambda: len(_group_members({worker_pid})) >= 2)  # worker + heartbeat process
+        group = {p.pid for p in _group_members({worker_pid})}
+    finally:
+        proc.kill()  # SIGKILL: no stop(), no atexit; only PR_SET_PDEATHSIG can end the workers
+        proc.wait()
+    wait_until(lambda: all(_gone(pid) for pid in group), timeout=30)
+    assert not _group_members({worker_pid})

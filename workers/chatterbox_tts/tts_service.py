@@ -81,8 +81,8 @@ class TTSService:
         audio_chunks: list[np.ndarray] = []
         try:
             for index, chunk in enumerate(chunks):
-                # Yield once before starting a chunk: a cancel that arrived meanwhile lands here,
-                # before the thread is started, not after.
+                # Yield before starting a chunk, so that a cancel requested without an await since the
+                # last one (e.g. from the progress callback) lands before the next thread starts.
                 await asyncio.sleep(0)
                 audio_chunks.append(await asyncio.to_thread(self._speak, chunk, options.for_chunk(index)))
                 if self._progress is not None:

@@ -12,6 +12,7 @@ only thing ever dropped is whitespace.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 __all__ = ["MAX_CHUNK_CHARS", "split_sentences", "split_text"]
 
@@ -87,7 +88,9 @@ def _pack(pieces: list[str], max_chars: int, level: int, out: list[str]) -> None
         out.append(_squash(current))
 
 
-def _split_keep(text: str, separator: re.Pattern[str], accept=None) -> list[str]:
+def _split_keep(
+    text: str, separator: re.Pattern[str], accept: Callable[[str, re.Match[str]], bool] | None = None
+) -> list[str]:
     """Cut after each separator match; the pieces concatenate back to `text`."""
     pieces: list[str] = []
     start = 0
