@@ -132,3 +132,19 @@ def test_an_unreachable_server_is_a_transport_error_after_retries():
         client.run("echo", {})
     assert caught.value.maybe_delivered is False
     assert client.http.requests_sent == client.http.retry.attempts
+
+
+@pytest.mark.timeout(120)
+def test_without_status_sync_the_client_falls_back_to_polling_status():
+    from rp_notebook.jobs import JobManager
+    from rp_notebook.local import LocalEndpoint
+
+    with LocalEndpoint(port=0, status_sync=False) as bare:
+        settings = configure(api_key=bare.api_key, endpoint_base_url=bare.job_api_url)
+        manager = JobManager()
+        try:
+            job = manager.submit("local-tts", {"text": "Polled the old way."}, model="tts", settings=settings)
+            assert job.result(timeout=90).duration > 0.5
+            assert job._client.status_sync_supported is False
+        finally:
+            manager.close()

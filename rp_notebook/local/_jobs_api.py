@@ -141,7 +141,7 @@ async def status(request: web.Request, endpoint: EndpointState) -> web.StreamRes
     return web.json_response(_job(endpoint, request).body())
 
 
-async def status_sync(request: web.Request, endpoint: EndpointState) -> web.StreamResponse:
+async def status_sync_route(request: web.Request, endpoint: EndpointState) -> web.StreamResponse:
     job = _job(endpoint, request)
     wait_ms = query_ms(request, "wait", 90_000, 1_000, 90_000)
     await endpoint.wait_terminal(job, wait_ms / 1000)
@@ -174,13 +174,15 @@ async def health(request: web.Request, endpoint: EndpointState) -> web.StreamRes
     return web.json_response(endpoint.health())
 
 
-def add_job_routes(app: web.Application) -> None:
+def add_job_routes(app: web.Application, *, status_sync: bool = True) -> None:
+    """Register the job API. status_sync=False mimics a server without that (undocumented) route."""
     prefix = "/v2/{endpoint_id}"
     app.router.add_post(f"{prefix}/run", _endpoint_route(run))
     app.router.add_post(f"{prefix}/runsync", _endpoint_route(runsync))
     for method in ("GET", "POST"):  # GET is what the SDKs send; POST as the local dev server takes it
         app.router.add_route(method, f"{prefix}/status/{{job_id}}", _endpoint_route(status))
-        app.router.add_route(method, f"{prefix}/status-sync/{{job_id}}", _endpoint_route(status_sync))
+        if status_sync:
+            app.router.add_route(method, f"{prefix}/status-sync/{{job_id}}", _endpoint_route(status_sync_route))
         app.router.add_route(method, f"{prefix}/stream/{{job_id}}", _endpoint_route(stream))
     app.router.add_post(f"{prefix}/cancel/{{job_id}}", _endpoint_route(cancel))
     app.router.add_post(f"{prefix}/retry/{{job_id}}", _endpoint_route(retry))

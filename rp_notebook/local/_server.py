@@ -60,6 +60,7 @@ class LocalEndpoint:
     port: 0 picks a free port. api_key: None generates a random key (see `api_key`, `api_key_file`).
     endpoints: endpoints to add besides the defaults; default_endpoints adds `local-tts`.
     ping_interval_ms: the workers' heartbeat interval (RUNPOD_PING_INTERVAL).
+    status_sync: False leaves out the status-sync long-poll, as on a server that lacks it.
     """
 
     def __init__(
@@ -74,8 +75,10 @@ class LocalEndpoint:
         ping_interval_ms: int = 10_000,
         job_take_hold_s: float = 30.0,
         term_grace_s: float = 2.0,
+        status_sync: bool = True,
     ) -> None:
         self.host = host
+        self._status_sync = status_sync
         self._port = port
         self._api_key = api_key or secrets.token_urlsafe(24)
         self._api_key_generated = api_key is None
@@ -310,7 +313,7 @@ class LocalEndpoint:
         self._stop_event = asyncio.Event()
         app = web.Application(client_max_size=WORKER_MAX_BYTES, middlewares=[error_middleware])
         app[CONTEXT] = self._context
-        add_job_routes(app)
+        add_job_routes(app, status_sync=self._status_sync)
         add_worker_routes(app)
         runner = web.AppRunner(
             app, handle_signals=False, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
