@@ -7,32 +7,17 @@ the notebook experience on top of it.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any
 
 from ..config import Settings, current_settings
 from ..errors import APIError, NotFoundError, TransportError
 from ._http import HTTPTransport, RetryPolicy
+from ._status import TERMINAL_STATES, JobStatus
 
 __all__ = ["MAX_RUNSYNC_BYTES", "MAX_RUN_BYTES", "TERMINAL_STATES", "JobStatus", "JobsClient"]
 
 MAX_RUN_BYTES = 10 * 1024 * 1024
 MAX_RUNSYNC_BYTES = 20 * 1024 * 1024
-
-
-class JobStatus(StrEnum):
-    IN_QUEUE = "IN_QUEUE"
-    IN_PROGRESS = "IN_PROGRESS"
-    #: Listed in Runpod's docs but sent by no SDK; treated as running, never as an end state.
-    RUNNING = "RUNNING"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-    TIMED_OUT = "TIMED_OUT"
-
-
-#: The one set of end states. (The runpod SDK has two, and its stream() never ends on CANCELLED.)
-TERMINAL_STATES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMED_OUT})
 
 
 class JobsClient:

@@ -61,9 +61,7 @@ class EndpointConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not _ID_RE.match(self.id):
-            raise ValueError(
-                f"endpoint id {self.id!r} is invalid: use 1-64 letters, digits, '-' or '_'"
-            )
+            raise ValueError(f"endpoint id {self.id!r} is invalid: use 1-64 letters, digits, '-' or '_'")
         object.__setattr__(self, "worker_dir", Path(self.worker_dir).expanduser())
         env = dict(self.env)
         for key, value in env.items():

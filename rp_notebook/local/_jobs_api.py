@@ -99,7 +99,7 @@ async def _read_job_request(request: web.Request, limit: int) -> dict[str, Any]:
     except ValueError as exc:
         raise _ApiError(400, f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
-        raise _ApiError(400, "request body must be a JSON object like {\"input\": {...}}")
+        raise _ApiError(400, 'request body must be a JSON object like {"input": {...}}')
     if body.get("input") is None:
         raise _ApiError(400, "request body is missing the required field 'input'")
     job_request: dict[str, Any] = {"input": body["input"]}
@@ -182,7 +182,9 @@ def add_job_routes(app: web.Application, *, status_sync: bool = True) -> None:
     for method in ("GET", "POST"):  # GET is what the SDKs send; POST as the local dev server takes it
         app.router.add_route(method, f"{prefix}/status/{{job_id}}", _endpoint_route(status))
         if status_sync:
-            app.router.add_route(method, f"{prefix}/status-sync/{{job_id}}", _endpoint_route(status_sync_route))
+            app.router.add_route(
+                method, f"{prefix}/status-sync/{{job_id}}", _endpoint_route(status_sync_route)
+            )
         app.router.add_route(method, f"{prefix}/stream/{{job_id}}", _endpoint_route(stream))
     app.router.add_post(f"{prefix}/cancel/{{job_id}}", _endpoint_route(cancel))
     app.router.add_post(f"{prefix}/retry/{{job_id}}", _endpoint_route(retry))

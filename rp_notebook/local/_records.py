@@ -21,6 +21,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from ..client._status import TERMINAL_STATES, JobStatus
+
 __all__ = [
     "TERMINAL_STATES",
     "Job",
@@ -34,20 +36,6 @@ __all__ = [
     "new_job_id",
     "new_worker_id",
 ]
-
-
-class JobStatus(StrEnum):
-    IN_QUEUE = "IN_QUEUE"
-    IN_PROGRESS = "IN_PROGRESS"
-    COMPLETED = "COMPLETED"
-    FAILED = "FAILED"
-    CANCELLED = "CANCELLED"
-    TIMED_OUT = "TIMED_OUT"
-
-
-TERMINAL_STATES = frozenset(
-    {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMED_OUT}
-)
 
 
 class WorkerStatus(StrEnum):

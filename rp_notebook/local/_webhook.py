@@ -46,8 +46,13 @@ class WebhookSender:
                     problem = f"HTTP {response.status}"
             except (aiohttp.ClientError, TimeoutError) as exc:
                 problem = type(exc).__name__
-            log.warning("webhook for job %s failed (%s), attempt %d/%d", body.get("id"), problem, attempt,
-                        self.attempts)
+            log.warning(
+                "webhook for job %s failed (%s), attempt %d/%d",
+                body.get("id"),
+                problem,
+                attempt,
+                self.attempts,
+            )
             if attempt < self.attempts:
                 await asyncio.sleep(self.interval_s)
 

@@ -130,8 +130,13 @@ def test_unknown_endpoint_is_404(api: Api) -> None:
 
 
 def test_unknown_job_is_404(api: Api) -> None:
-    for method, path in [("get", "status/nope"), ("get", "status-sync/nope"), ("get", "stream/nope"),
-                         ("post", "cancel/nope"), ("post", "retry/nope")]:
+    for method, path in [
+        ("get", "status/nope"),
+        ("get", "status-sync/nope"),
+        ("get", "stream/nope"),
+        ("post", "cancel/nope"),
+        ("post", "retry/nope"),
+    ]:
         response = getattr(api, method)(f"echo/{path}")
         assert response.status_code == 404, path
         assert "nope" in response.json()["error"]
