@@ -42,6 +42,7 @@ def model_parser(
         default = f" (default {field.default})" if field.default is not None else ""
         parser.add_argument(
             field.flag,
+            *field.aliases,
             dest=field.name,
             metavar=field.name.upper(),
             default=None,

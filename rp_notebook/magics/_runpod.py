@@ -23,7 +23,7 @@ from ._parsing import model_parser, split_inputs
 
 __all__ = ["RunpodMagics"]
 
-_SUBCOMMANDS = ("tts", "jobs", "local", "help")
+_SUBCOMMANDS = (*MODELS, "jobs", "local", "help")
 
 
 def _help() -> str:

@@ -4,9 +4,10 @@ Standard library only, so worker images can import it without the notebook stack
 """
 
 from ._fields import Field, ModelSpec
+from .layers import LAYERS
 from .tts import TTS
 
-__all__ = ["MODELS", "TTS", "Field", "ModelSpec"]
+__all__ = ["LAYERS", "MODELS", "TTS", "Field", "ModelSpec"]
 
 #: Every model by its role name, as used by `%runpod <name>` and endpoint settings.
-MODELS: dict[str, ModelSpec] = {TTS.name: TTS}
+MODELS: dict[str, ModelSpec] = {TTS.name: TTS, LAYERS.name: LAYERS}

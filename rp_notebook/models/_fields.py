@@ -43,6 +43,8 @@ class Field:
     max_length: int | None = None
     #: "media" fields carry base64 data or an http(s) URL (an audio clip, an image).
     media: bool = False
+    #: Extra magic/CLI spellings, e.g. ("--steps",) for num_inference_steps.
+    aliases: tuple[str, ...] = ()
 
     @property
     def flag(self) -> str:
@@ -64,7 +66,7 @@ class Field:
     def allowed(self) -> str:
         """What this field accepts, in words, for error messages and help."""
         if self.choices is not None:
-            return "one of " + ", ".join(repr(c) for c in self.choices)
+            return "one of " + ", ".join(repr(c) if isinstance(c, str) else str(c) for c in self.choices)
         if self.type is bool:
             return "true or false"
         if self.type in (int, float):
@@ -95,7 +97,10 @@ class Field:
         if self.type is bool:
             return self._coerce_bool(value)
         if self.type in (int, float):
-            return self._coerce_number(value)
+            number = self._coerce_number(value)
+            if self.choices is not None and number not in self.choices:
+                raise InputError(self.name, f"expected {self.allowed()}, got {_show(value)}")
+            return number
         if not isinstance(value, str):
             raise InputError(self.name, f"expected {self.allowed()}, got {type(value).__name__}")
         if self.choices is not None:
