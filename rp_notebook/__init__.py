@@ -4,7 +4,8 @@
     %runpod local start              # optional: a local endpoint with CPU engines, no account needed
     %runpod tts "Hello from Runpod"  # returns at once; turns into an audio player when done
 
-From Python: `rp_notebook.tts("Hello")` returns a Job; `job.result()` or `await job` gives the audio.
+From Python: `rp_notebook.tts("Hello")` and `rp_notebook.layers("photo.png")` return a Job;
+`job.result()` or `await job` gives the audio or the layers.
 
 Importing this package is cheap on purpose: public names load on first use, and the runpod SDK,
 aiohttp and the local endpoint's server are never imported on this path.
@@ -23,12 +24,14 @@ _EXPORTS = {
     "Job": ".jobs",
     "JobManager": ".jobs",
     "JobsClient": ".client",
+    "LayersResult": ".results",
     "JobStatus": ".client",
     "MODELS": ".models",
     "configure": ".config",
     "current_settings": ".config",
     "errors": ".errors",
     "get_manager": ".jobs",
+    "layers": "._api",
     "start_local": "._api",
     "stop_local": "._api",
     "submit": "._api",
@@ -42,11 +45,13 @@ __all__ = [
     "JobManager",
     "JobStatus",
     "JobsClient",
+    "LayersResult",
     "__version__",
     "configure",
     "current_settings",
     "errors",
     "get_manager",
+    "layers",
     "load_ipython_extension",
     "start_local",
     "stop_local",
@@ -57,12 +62,12 @@ __all__ = [
 
 if TYPE_CHECKING:
     from . import errors
-    from ._api import start_local, stop_local, submit, tts
+    from ._api import layers, start_local, stop_local, submit, tts
     from .client import JobsClient, JobStatus
     from .config import configure, current_settings
     from .jobs import Job, JobManager, get_manager
     from .models import MODELS
-    from .results import AudioResult
+    from .results import AudioResult, LayersResult
 
 
 def __getattr__(name: str) -> Any:

@@ -8,30 +8,40 @@ from __future__ import annotations
 
 import atexit
 import base64
+import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import configure, current_settings
 from .errors import InputError
 from .jobs import Job, get_manager
-from .models import MODELS, ModelSpec
+from .models import LAYERS, MODELS, ModelSpec
+from .models.layers import MAX_IMAGE_PIXELS
 
 if TYPE_CHECKING:
     from .local import LocalEndpoint
 
-__all__ = ["prepare_input", "start_local", "stop_local", "submit", "tts"]
+__all__ = ["layers", "prepare_input", "start_local", "stop_local", "submit", "tts"]
 
 #: Role -> endpoint id on the local endpoint (`rp-notebook local up`).
-LOCAL_ENDPOINTS = {"tts": "local-tts"}
+LOCAL_ENDPOINTS = {"tts": "local-tts", "layers": "local-layers"}
 
 
 def prepare_input(spec: ModelSpec, values: dict[str, Any]) -> dict[str, Any]:
-    """Validated input for `spec`: media fields given as a file path or bytes become base64 first."""
+    """Validated input for `spec`.
+
+    Media fields may be given as a file path, bytes or a PIL image: they become base64 first. An
+    image is also opened (header only) to refuse a non-image or an oversized picture here, before
+    it is uploaded, with the same limit the worker applies.
+    """
     prepared = dict(values)
     for field in spec.fields:
         if field.media and prepared.get(field.name) is not None:
             prepared[field.name] = _media_value(field.name, prepared[field.name])
-    return spec.validate(prepared)
+    clean = spec.validate(prepared)
+    if spec is LAYERS and not clean["image"].startswith(("http://", "https://")):
+        _check_image(clean["image"])
+    return clean
 
 
 def submit(model: str, *, endpoint: str | None = None, **inputs: Any) -> Job:
@@ -49,6 +59,12 @@ def submit(model: str, *, endpoint: str | None = None, **inputs: Any) -> Job:
 def tts(text: str, *, endpoint: str | None = None, **params: Any) -> Job:
     """Speak `text`. Params: exaggeration, cfg_weight, temperature, seed, language, voice, format."""
     return submit("tts", endpoint=endpoint, text=text, **params)
+
+
+def layers(image: Any, *, endpoint: str | None = None, **params: Any) -> Job:
+    """Split `image` (a path, URL, bytes or PIL image) into RGBA layers. Params: layers, resolution,
+    prompt, negative_prompt, num_inference_steps, true_cfg_scale, seed, cfg_normalize, use_en_prompt."""
+    return submit("layers", endpoint=endpoint, image=image, **params)
 
 
 _local: LocalEndpoint | None = None
@@ -84,6 +100,10 @@ def local_endpoint() -> LocalEndpoint | None:
 
 
 def _media_value(name: str, value: Any) -> Any:
+    if hasattr(value, "save") and hasattr(value, "mode") and hasattr(value, "size"):  # a PIL image
+        buffer = io.BytesIO()
+        value.save(buffer, format="PNG")
+        return base64.b64encode(buffer.getvalue()).decode()
     if isinstance(value, bytes | bytearray | memoryview):
         return base64.b64encode(bytes(value)).decode()
     if isinstance(value, Path) or (
@@ -97,6 +117,23 @@ def _media_value(name: str, value: Any) -> Any:
             raise InputError(name, f"no such file: {path}")
         return base64.b64encode(path.read_bytes()).decode()
     return value
+
+
+def _check_image(data: str) -> None:
+    from PIL import Image, UnidentifiedImageError
+
+    payload = data.split(",", 1)[1] if data.startswith("data:") else data
+    try:
+        with Image.open(io.BytesIO(base64.b64decode(payload))) as image:  # reads the header only
+            width, height = image.size
+    except (UnidentifiedImageError, OSError, ValueError):
+        raise InputError("image", "is not a picture Pillow can read (PNG, JPEG, WebP, ...)") from None
+    if width * height > MAX_IMAGE_PIXELS:
+        raise InputError(
+            "image",
+            f"is {width}x{height} ({width * height / 1e6:.1f} megapixels); the limit is "
+            f"{MAX_IMAGE_PIXELS / 1e6:.1f} megapixels (the model works at 640 or 1024 px anyway)",
+        )
 
 
 def _looks_like_path(value: str) -> bool:

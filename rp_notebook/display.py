@@ -1,4 +1,4 @@
-"""Notebook display, in one place: the live job line and the inline audio player.
+"""Notebook display, in one place: the live job line, the audio player, the static layer gallery.
 
 Everything renders to `text/html` plus a `text/plain` twin, so a saved notebook (nbviewer,
 GitHub) still shows the last state and plays the audio without a kernel: the player embeds the
@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .jobs import Job
-    from .results import AudioResult
+    from .results import AudioResult, LayersResult
 
-__all__ = ["AUDIO_MIME", "audio_html", "job_bundle"]
+__all__ = ["AUDIO_MIME", "audio_html", "job_bundle", "layers_html", "setup_bundle"]
 
 AUDIO_MIME = {"wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg"}
 
@@ -109,3 +109,38 @@ def setup_bundle(rows: list[tuple[str, str, str]]) -> dict[str, str]:
         "text/plain": text,
         "text/html": f"<table class='rp-notebook-setup' style='{_BOX}'>{cells}</table>",
     }
+
+
+_CHECKERBOARD = (
+    "background-color:#fff;background-image:linear-gradient(45deg,#ccc 25%,transparent 25%),"
+    "linear-gradient(-45deg,#ccc 25%,transparent 25%),linear-gradient(45deg,transparent 75%,#ccc 75%),"
+    "linear-gradient(-45deg,transparent 75%,#ccc 75%);background-size:16px 16px;"
+    "background-position:0 0,0 8px,8px -8px,-8px 0"
+)
+
+
+def layers_html(result: LayersResult) -> str:
+    """A static gallery: each layer on a checkerboard, and the composite as the layers stacked in CSS
+    (the browser alpha-composites them exactly as the worker's layers stack)."""
+    sources = [f"data:image/png;base64,{base64.b64encode(png).decode()}" for png in result.pngs]
+    ratio = f"{result.width} / {result.height}" if result.width and result.height else "1"
+    cards = "".join(
+        f"<figure style='margin:0'><img src='{src}' style='width:100%;display:block;{_CHECKERBOARD}'>"
+        f"<figcaption style='text-align:center;color:#6b7280'>layer {index + 1}</figcaption></figure>"
+        for index, src in enumerate(sources)
+    )
+    stack = "".join(
+        f"<img src='{src}' style='position:absolute;inset:0;width:100%;height:100%'>" for src in sources
+    )
+    notes = "".join(f"<div style='color:#b45309'>⚠ {escape(w)}</div>" for w in result.warnings)
+    caption = f"{len(sources)} layers · {result.width}x{result.height}"
+    if result.engine:
+        caption += f" · {escape(result.engine)} engine"
+    return (
+        f"<div class='rp-notebook-layers' style='{_BOX}'>"
+        f"<div style='display:flex;gap:16px;align-items:flex-start'>"
+        f"<div style='flex:0 0 320px'><div style='position:relative;width:100%;aspect-ratio:{ratio};{_CHECKERBOARD}'>"
+        f"{stack}</div><div style='text-align:center;color:#6b7280'>composite</div></div>"
+        f"<div style='flex:1;display:grid;grid-template-columns:repeat(4,1fr);gap:8px'>{cards}</div></div>"
+        f"<div style='color:#6b7280'>{caption}</div>{notes}</div>"
+    )

@@ -155,55 +155,55 @@ class Job:
 
     def _apply(self, body: dict[str, Any]) -> None:
         """Take a status body from the server; resolve the future on an end state."""
-        callbacks: list[Callable[[Job], None]] = []
         with self._lock:
             if self.done():
                 return
             self.body = body
             self.status = str(body.get("status", self.status))
             self.last_poll_error = None
-            if self.status in TERMINAL_STATES:
-                self.ended_at = time.time()
-                self._settle()
-                callbacks, self._callbacks = self._callbacks, []
-        self.refresh_display()
-        for fn in callbacks:
-            fn(self)
+            ended = self.status in TERMINAL_STATES
+        if ended:
+            # Decoding may download result files: done outside the lock, so displays stay live.
+            result, error = self._outcome(body)
+            self._resolve(result, error)
+        else:
+            self.refresh_display()
 
-    def _settle(self) -> None:
-        status = self.status
+    def _outcome(self, body: dict[str, Any]) -> tuple[Any, RunpodError | None]:
+        status = str(body.get("status"))
         if status == JobStatus.COMPLETED:
             try:
-                self._future.set_result(decode_output(self.model, self.body.get("output"), self.id))
+                return decode_output(self.model, body.get("output"), self.id), None
             except RunpodError as exc:
-                self._future.set_exception(exc)
-        elif status == JobStatus.FAILED:
-            self._future.set_exception(JobFailedError(self.id, self.body.get("error")))
-        elif status == JobStatus.CANCELLED:
-            self._future.set_exception(
-                JobCancelledError(f"job {self.id} was cancelled", job_id=self.id, status=status)
-            )
-        else:
-            self._future.set_exception(
-                JobTimedOutError(
-                    f"job {self.id} timed out on the endpoint after {self.execution_time or 0:.0f} s of execution "
-                    "(raise the endpoint's or the request's executionTimeout)",
-                    job_id=self.id,
-                    status=status,
-                )
-            )
+                return None, exc
+        if status == JobStatus.FAILED:
+            return None, JobFailedError(self.id, body.get("error"))
+        if status == JobStatus.CANCELLED:
+            return None, JobCancelledError(f"job {self.id} was cancelled", job_id=self.id, status=status)
+        return None, JobTimedOutError(
+            f"job {self.id} timed out on the endpoint after {self.execution_time or 0:.0f} s of execution "
+            "(raise the endpoint's or the request's executionTimeout)",
+            job_id=self.id,
+            status=status,
+        )
 
-    def _fail(self, error: RunpodError) -> None:
-        """The job cannot be followed any more (it expired, or the key was refused)."""
+    def _resolve(self, result: Any, error: RunpodError | None) -> None:
         with self._lock:
             if self.done():
                 return
             self.ended_at = time.time()
-            self._future.set_exception(error)
+            if error is None:
+                self._future.set_result(result)
+            else:
+                self._future.set_exception(error)
             callbacks, self._callbacks = self._callbacks, []
         self.refresh_display()
         for fn in callbacks:
             fn(self)
+
+    def _fail(self, error: RunpodError) -> None:
+        """The job cannot be followed any more (it expired, or the key was refused)."""
+        self._resolve(None, error)
 
     # -- display ----------------------------------------------------------------------------------
 

@@ -13,11 +13,18 @@ Modules: `_config` (EndpointConfig, workers folder), `_records` (job/worker reco
 
 from __future__ import annotations
 
-from ._config import LOCAL_TTS_ENDPOINT_ID, EndpointConfig, default_endpoints, find_workers_dir
+from ._config import (
+    LOCAL_LAYERS_ENDPOINT_ID,
+    LOCAL_TTS_ENDPOINT_ID,
+    EndpointConfig,
+    default_endpoints,
+    find_workers_dir,
+)
 from ._records import JobInfo, JobStatus, WorkerInfo, WorkerStatus
 from ._server import LocalEndpoint, serve
 
 __all__ = [
+    "LOCAL_LAYERS_ENDPOINT_ID",
     "LOCAL_TTS_ENDPOINT_ID",
     "EndpointConfig",
     "JobInfo",

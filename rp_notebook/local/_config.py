@@ -21,9 +21,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["LOCAL_TTS_ENDPOINT_ID", "EndpointConfig", "default_endpoints", "find_workers_dir"]
+__all__ = [
+    "LOCAL_LAYERS_ENDPOINT_ID",
+    "LOCAL_TTS_ENDPOINT_ID",
+    "EndpointConfig",
+    "default_endpoints",
+    "find_workers_dir",
+]
 
 LOCAL_TTS_ENDPOINT_ID = "local-tts"
+LOCAL_LAYERS_ENDPOINT_ID = "local-layers"
 WORKERS_DIR_ENV = "RP_NOTEBOOK_WORKERS_DIR"
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -112,7 +119,10 @@ def find_workers_dir() -> Path | None:
 
 
 def default_endpoints(workers_dir: Path | None = None) -> list[EndpointConfig]:
-    """The endpoints a server has at start: `local-tts` (the chatterbox_tts worker on piper).
+    """The endpoints a server has at start, each a bundled worker on its CPU engine.
+
+    `local-tts`: workers/chatterbox_tts with the piper voice; `local-layers`:
+    workers/qwen_image_layered with the colorsplit demo engine (not the model).
 
     Returns an empty list when no workers folder can be found.
     """
@@ -125,5 +135,11 @@ def default_endpoints(workers_dir: Path | None = None) -> list[EndpointConfig]:
             worker_dir=workers_dir / "chatterbox_tts",
             env={"TTS_ENGINE": "piper"},
             workers_max=1,
-        )
+        ),
+        EndpointConfig(
+            id=LOCAL_LAYERS_ENDPOINT_ID,
+            worker_dir=workers_dir / "qwen_image_layered",
+            env={"LAYERS_ENGINE": "colorsplit"},
+            workers_max=1,
+        ),
     ]

@@ -46,6 +46,16 @@ class RunpodMagics(Magics):
             spec = MODELS[command]
             namespace = model_parser(spec, f"%runpod {command}").parse_args(args)
             inputs, endpoint = split_inputs(spec, namespace, cell)
+            for field in spec.fields:
+                # `%runpod layers photo` where `photo` is a variable (a PIL image, bytes, a path).
+                value = inputs.get(field.name)
+                if (
+                    field.media
+                    and isinstance(value, str)
+                    and value.isidentifier()
+                    and value in self.shell.user_ns
+                ):
+                    inputs[field.name] = self.shell.user_ns[value]
             return _api.submit(command, endpoint=endpoint, **inputs)
         if cell is not None:
             raise UsageError(f"%%runpod {command} takes no cell body")

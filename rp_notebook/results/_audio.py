@@ -1,27 +1,17 @@
-"""Typed results decoded from a worker's output: what `job.result()` returns.
-
-Each model's worker returns JSON; the decoder registered for the model turns it into an object
-with the bytes, the metadata, `save()`, and notebook display (`_repr_mimebundle_`). A malformed
-output is an error, not a silently empty result.
-"""
+"""AudioResult: speech from the TTS worker."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import display
-from .errors import RunpodError
+from .. import display
+from ._errors import MalformedOutputError, describe
 
-__all__ = ["AudioResult", "MalformedOutputError", "decode_output"]
-
-
-class MalformedOutputError(RunpodError):
-    """The job COMPLETED but its output is not what the model's worker promises."""
+__all__ = ["AudioResult"]
 
 
 @dataclass(frozen=True, repr=False)
@@ -40,7 +30,7 @@ class AudioResult:
     def from_output(cls, output: Any, job_id: str = "") -> AudioResult:
         if not isinstance(output, dict) or not isinstance(output.get("audio"), str):
             raise MalformedOutputError(
-                f"job {job_id}: expected an output with base64 'audio', got {_describe(output)}"
+                f"job {job_id}: expected an output with base64 'audio', got {describe(output)}"
             )
         try:
             data = base64.b64decode(output["audio"], validate=True)
@@ -76,19 +66,3 @@ class AudioResult:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         return {"text/plain": repr(self), "text/html": display.audio_html(self)}
-
-
-Decoder = Callable[[Any, str], Any]
-_DECODERS: dict[str, Decoder] = {"tts": AudioResult.from_output}
-
-
-def decode_output(model: str | None, output: Any, job_id: str) -> Any:
-    """The typed result for a model's output; the raw output for an endpoint of unknown model."""
-    decoder = _DECODERS.get(model or "")
-    return decoder(output, job_id) if decoder else output
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, dict):
-        return "an object with keys " + ", ".join(sorted(value)) if value else "an empty object"
-    return type(value).__name__
