@@ -45,7 +45,7 @@ def audio_html(audio: AudioResult) -> str:
     )
 
 
-def job_bundle(job: Job) -> dict[str, str]:
+def job_bundle(job: Job) -> dict[str, Any]:
     """The display of a job: a status line while it runs, its result (or error) once it ends."""
     head_text, head_html = _job_line(job)
     if job.status == "COMPLETED":
@@ -55,6 +55,7 @@ def job_bundle(job: Job) -> dict[str, str]:
             return _with_error(head_text, head_html, exc)
         bundle = _result_bundle(result)
         return {
+            **bundle,  # e.g. a widget view: a live front end shows the widget, a saved notebook the HTML
             "text/plain": f"{head_text}\n{bundle.get('text/plain', '')}",
             "text/html": f"<div style='{_BOX}'>{head_html}{bundle.get('text/html', escape(str(result)))}</div>",
         }
@@ -87,7 +88,7 @@ def _with_error(head_text: str, head_html: str, exc: BaseException | None) -> di
     }
 
 
-def _result_bundle(result: Any) -> dict[str, str]:
+def _result_bundle(result: Any) -> dict[str, Any]:
     render = getattr(result, "_repr_mimebundle_", None)
     if callable(render):
         return render()

@@ -225,7 +225,7 @@ class Job:
             return f"retrying: {self.last_poll_error}"
         return ""
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         return display.job_bundle(self)
 
     def _ipython_display_(self) -> None:
