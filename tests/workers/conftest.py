@@ -1,25 +1,38 @@
 """Shared setup for the worker tests.
 
 A worker runs with its own folder as the working directory (`python handler.py`), so its modules
-import their siblings by bare name. The tests put the worker folder on sys.path to match. Each
-worker's modules carry a worker prefix (tts_*.py) so that folders never shadow each other; only
-handler.py is common to all workers, so it is loaded under a unique module name.
+import their siblings by bare name. The tests put the worker folders on sys.path to match. Each
+worker's modules carry a worker prefix (tts_*.py, layers_*.py) so that folders never shadow each
+other; only handler.py is common to all workers, so it is loaded under a unique module name.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
+import socket
+import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
+import requests
 
 WORKERS_DIR = Path(__file__).resolve().parents[2] / "workers"
 TTS_WORKER_DIR = WORKERS_DIR / "chatterbox_tts"
+LAYERS_WORKER_DIR = WORKERS_DIR / "qwen_image_layered"
 
-if str(TTS_WORKER_DIR) not in sys.path:
-    sys.path.insert(0, str(TTS_WORKER_DIR))
+for _worker_dir in (TTS_WORKER_DIR, LAYERS_WORKER_DIR):
+    if str(_worker_dir) not in sys.path:
+        sys.path.insert(0, str(_worker_dir))
+
+# The tiny Qwen pipeline is built in memory; nothing may reach the Hugging Face hub.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 
 def load_handler(worker_dir: Path, module_name: str) -> ModuleType:
@@ -44,3 +57,64 @@ def tts_handler() -> ModuleType:
         mp.setenv("TTS_ENGINE", "piper")
         mp.delenv("RUNPOD_WEBHOOK_POST_OUTPUT", raising=False)
         return load_handler(TTS_WORKER_DIR, "chatterbox_tts_handler")
+
+
+@pytest.fixture
+def load_layers_handler():
+    """Load a fresh layered-image handler module (the caller sets LAYERS_ENGINE and friends first)."""
+    return lambda module_name: load_handler(LAYERS_WORKER_DIR, module_name)
+
+
+@pytest.fixture(scope="module")
+def layers_handler() -> ModuleType:
+    """The layered-image worker's handler module: colorsplit engine, no bucket (once per test module)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LAYERS_ENGINE", "colorsplit")
+        for name in ("RUNPOD_WEBHOOK_POST_OUTPUT", "LAYERS_INLINE_LIMIT_BYTES", "BUCKET_ENDPOINT_URL"):
+            mp.delenv(name, raising=False)
+        return load_handler(LAYERS_WORKER_DIR, "qwen_image_layered_handler")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen_pipeline() -> Any:
+    """A tiny random QwenImageLayeredPipeline (tests/workers/tiny_qwen_pipeline.py), built once."""
+    from tiny_qwen_pipeline import build_tiny_pipeline
+
+    return build_tiny_pipeline()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_s3() -> Iterator[str]:
+    """A real S3-compatible server (moto) on a free loopback port; yields its endpoint URL."""
+    port = free_port()
+    server = Path(sys.executable).with_name("moto_server")
+    process = subprocess.Popen(
+        [str(server), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                requests.get(url, timeout=1)
+                break
+            except requests.ConnectionError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto_server did not start on port {port}") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
