@@ -285,6 +285,19 @@ def test_colorsplit_sizes_the_layers_as_the_pipeline_would_at_each_resolution():
     assert layers[0].size == output_size(300, 200, 1024) == (1248, 832)
 
 
+def test_colorsplit_resizing_a_flat_picture_keeps_its_own_colours_and_snaps_the_blended_edges():
+    picture = shapes((96, 64))  # 4 flat colours; resampling to 768x512 blends them along every edge
+    size = output_size(96, 64, 640)
+    layers = ColorSplitEngine().decompose(request_for(picture, layers=4))
+    got = np.asarray(composite(layers))
+    assert np.array_equal(got, np.asarray(quantize(picture, 4, size)))  # exact, as above
+    own = {tuple(c) for c in np.asarray(picture.convert("RGB")).reshape(-1, 3)}
+    assert {tuple(c) for c in got[..., :3].reshape(-1, 3)} == own  # no blended colour became a layer
+    smooth = np.asarray(picture.resize(size, Image.Resampling.LANCZOS)).astype(int)
+    # Only edge pixels differ from the smooth resize, each by at most a step to a neighbouring colour.
+    assert np.abs(got.astype(int) - smooth).mean() < 2
+
+
 def test_colorsplit_gives_a_picture_with_fewer_colours_empty_layers_last_and_says_so():
     picture = Image.new("RGBA", (640, 640), (255, 255, 255, 255))
     ImageDraw.Draw(picture).rectangle((0, 0, 199, 199), fill=(0, 0, 0, 255))

@@ -264,36 +264,47 @@ _MODEL_ONLY = (
 )
 
 
-def _quantize_indices(picture: Image.Image, colors: int) -> tuple[np.ndarray, np.ndarray]:
-    """(cluster index per pixel (H, W), palette (K, 3)) of the picture's colour, K <= colors."""
-    # Median cut works on RGB only; alpha is carried through untouched. No dithering: a dithered
-    # picture would scatter every cluster over the whole canvas.
-    quantized = picture.convert("RGB").quantize(
+def _quantize_indices(
+    picture: Image.Image, colors: int, size: tuple[int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(cluster index per pixel (H, W), palette (K, 3), alpha (H, W)) of the picture at `size`.
+
+    The palette comes from a nearest-neighbour copy, which holds only the picture's own colours:
+    median cut on a smoothly resampled copy spends clusters on the blended edge colours (and, a
+    cluster's box being split by pixel count, splits a large flat area in two instead). The smooth
+    copy's pixels are then mapped to their nearest palette colour, so edges snap to a neighbour.
+    """
+    size = size or picture.size
+    # Pillow premultiplies alpha while resampling RGBA, so transparent pixels do not bleed.
+    smooth = picture if picture.size == size else picture.resize(size, Image.Resampling.LANCZOS)
+    sample = picture if picture.size == size else picture.resize(size, Image.Resampling.NEAREST)
+    # Median cut works on RGB only; alpha is carried through. No dithering: a dithered picture
+    # would scatter every cluster over the whole canvas.
+    palette_image = sample.convert("RGB").quantize(
         colors=colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
     )
-    index = np.asarray(quantized)
-    palette = np.asarray(quantized.getpalette() or [], dtype=np.uint8).reshape(-1, 3)
-    used = int(index.max()) + 1
-    return index, palette[:used]
+    quantized = smooth.convert("RGB").quantize(palette=palette_image, dither=Image.Dither.NONE)
+    palette = np.asarray(palette_image.getpalette() or [], dtype=np.uint8).reshape(-1, 3)
+    return np.asarray(quantized), palette, np.asarray(smooth.getchannel("A"))
 
 
-def quantize(picture: Image.Image, colors: int) -> Image.Image:
-    """The picture with its colour reduced to at most `colors` median-cut colours, alpha kept."""
-    index, palette = _quantize_indices(picture, colors)
+def quantize(picture: Image.Image, colors: int, size: tuple[int, int] | None = None) -> Image.Image:
+    """The picture at `size` with at most `colors` median-cut colours, its own alpha kept."""
+    index, palette, alpha = _quantize_indices(picture, colors, size)
     rgba = np.empty((*index.shape, 4), dtype=np.uint8)
     rgba[..., :3] = palette[index]
-    rgba[..., 3] = np.asarray(picture.getchannel("A"))
+    rgba[..., 3] = alpha
     return Image.fromarray(rgba, "RGBA")
 
 
-def split_colors(picture: Image.Image, layers: int) -> list[Image.Image]:
-    """`layers` RGBA images: layer i holds the pixels of colour cluster i, the largest visible area first.
+def split_colors(picture: Image.Image, layers: int, size: tuple[int, int] | None = None) -> list[Image.Image]:
+    """`layers` RGBA images at `size`: layer i holds the pixels of colour cluster i, largest visible area first.
 
-    The clusters do not overlap, so alpha-compositing the layers in any order gives `quantize(picture,
-    layers)` exactly. A picture with fewer colours than `layers` leaves the last layers empty.
+    The clusters do not overlap, so alpha-compositing the layers in any order gives
+    `quantize(picture, layers, size)` exactly. A picture with fewer colours than `layers` leaves the
+    last layers empty.
     """
-    index, palette = _quantize_indices(picture, layers)
-    alpha = np.asarray(picture.getchannel("A"))
+    index, palette, alpha = _quantize_indices(picture, layers, size)
     # Area weighted by alpha: what you see. Pixel count breaks ties, so invisible clusters go last.
     visible = np.bincount(index.ravel(), weights=alpha.ravel(), minlength=len(palette))
     count = np.bincount(index.ravel(), minlength=len(palette))
@@ -305,7 +316,7 @@ def split_colors(picture: Image.Image, layers: int) -> list[Image.Image]:
         rgba[mask, :3] = palette[k]
         rgba[mask, 3] = alpha[mask]
         out.append(Image.fromarray(rgba, "RGBA"))
-    out.extend(Image.new("RGBA", picture.size, (0, 0, 0, 0)) for _ in range(layers - len(out)))
+    out.extend(Image.new("RGBA", index.shape[::-1], (0, 0, 0, 0)) for _ in range(layers - len(out)))
     return out
 
 
@@ -333,12 +344,9 @@ class ColorSplitEngine:
         should_stop: Callable[[], bool] = lambda: False,
         on_step: StepCallback | None = None,
     ) -> list[Image.Image]:
-        size = output_size(*request.image.size, request.resolution)
-        picture = request.image
-        if picture.size != size:
-            # Pillow premultiplies alpha while resampling RGBA, so transparent pixels do not bleed.
-            picture = picture.resize(size, Image.Resampling.LANCZOS)
-        return split_colors(picture, request.layers)
+        return split_colors(
+            request.image, request.layers, output_size(*request.image.size, request.resolution)
+        )
 
 
 #: LAYERS_ENGINE value -> loader.
