@@ -16,7 +16,7 @@ from .config import configure, current_settings
 from .errors import InputError
 from .jobs import Job, get_manager
 from .models import LAYERS, MODELS, ModelSpec
-from .models.layers import MAX_IMAGE_PIXELS
+from .models.layers import check_image_size
 
 if TYPE_CHECKING:
     from .local import LocalEndpoint
@@ -128,12 +128,7 @@ def _check_image(data: str) -> None:
             width, height = image.size
     except (UnidentifiedImageError, OSError, ValueError):
         raise InputError("image", "is not a picture Pillow can read (PNG, JPEG, WebP, ...)") from None
-    if width * height > MAX_IMAGE_PIXELS:
-        raise InputError(
-            "image",
-            f"is {width}x{height} ({width * height / 1e6:.1f} megapixels); the limit is "
-            f"{MAX_IMAGE_PIXELS / 1e6:.1f} megapixels (the model works at 640 or 1024 px anyway)",
-        )
+    check_image_size(width, height)
 
 
 def _looks_like_path(value: str) -> bool:

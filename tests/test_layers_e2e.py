@@ -64,7 +64,7 @@ def test_a_file_that_is_not_a_picture_is_refused_before_any_request(tmp_path):
     configure(api_key="k", endpoint_base_url="http://127.0.0.1:9/v2", endpoints={"layers": "ep"})
     import rp_notebook
 
-    with pytest.raises(InputError, match="^image: is not a picture"):
+    with pytest.raises(InputError, match=r"^image: is not a picture"):
         rp_notebook.layers(notes)
 
 

@@ -8,6 +8,9 @@ a negative prompt), cfg_normalize and use_en_prompt on as the app has them.
 
 from __future__ import annotations
 
+import math
+
+from ..errors import InputError
 from ._fields import Field, ModelSpec
 
 RESOLUTIONS = (640, 1024)
@@ -76,3 +79,15 @@ LAYERS = ModelSpec(
         ),
     ),
 )
+
+
+def check_image_size(width: int, height: int) -> None:
+    """Refuse a picture over MAX_IMAGE_PIXELS; the client (before upload) and the worker share this."""
+    if width * height > MAX_IMAGE_PIXELS:
+        side = math.isqrt(MAX_IMAGE_PIXELS)
+        raise InputError(
+            "image",
+            f"is {width}x{height} ({width * height / 1e6:.1f} megapixels); the limit is "
+            f"{MAX_IMAGE_PIXELS / 1e6:.1f} megapixels ({side}x{side}): scale it down first "
+            "(the model works at 640 or 1024 px anyway)",
+        )

@@ -366,7 +366,7 @@ BAD_INPUTS = [
     ("image", {}, "is required"),
     ("image", {"image": "not base64!"}, "not valid base64"),
     ("image", {"image": TEXT_FILE}, "not a picture"),
-    ("image", {"image": BOMB}, "10000x5000 = 50.0 megapixels; the limit is 16.8 megapixels (4096x4096)"),
+    ("image", {"image": BOMB}, "10000x5000 (50.0 megapixels); the limit is 16.8 megapixels (4096x4096)"),
     ("image", {"image": TRUNCATED}, "could not be decoded"),
     ("image", {"image": SLIVER}, "aspect ratio"),
     ("image", {"image": DEAD_URL}, "could not be downloaded from " + DEAD_URL),

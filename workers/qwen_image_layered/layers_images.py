@@ -19,7 +19,7 @@ import requests
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from rp_notebook.errors import InputError
-from rp_notebook.models.layers import MAX_IMAGE_PIXELS
+from rp_notebook.models.layers import MAX_IMAGE_PIXELS, check_image_size
 
 __all__ = [
     "MAX_IMAGE_DOWNLOAD_BYTES",
@@ -103,18 +103,13 @@ def read_image(value: str, *, fetch: Callable[[str], bytes] = fetch_url) -> Imag
     except Image.DecompressionBombError:
         raise InputError(
             "image",
-            f"is over {2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels; the limit is {_limit_text()}",
+            f"is over {2 * (Image.MAX_IMAGE_PIXELS or 0):,} pixels; the limit is {MAX_IMAGE_PIXELS:,}",
         ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         raise InputError(
             "image", "is not a picture this worker can read; send PNG, JPEG or WebP (or GIF, BMP, TIFF)"
         ) from None
-    width, height = picture.size
-    if width * height > MAX_IMAGE_PIXELS:
-        raise InputError(
-            "image",
-            f"is {width}x{height} = {width * height / 1e6:.1f} megapixels; the limit is {_limit_text()}",
-        )
+    check_image_size(*picture.size)
     try:
         picture.load()
         picture = ImageOps.exif_transpose(picture)
@@ -135,12 +130,6 @@ def encode_png(layer: Image.Image) -> bytes:
 def base64_length(size: int) -> int:
     """How many characters `size` bytes take in base64 (with padding)."""
     return 4 * ((size + 2) // 3)
-
-
-def _limit_text() -> str:
-    side = math.isqrt(MAX_IMAGE_PIXELS)
-    shape = f" ({side}x{side})" if side * side == MAX_IMAGE_PIXELS else ""
-    return f"{MAX_IMAGE_PIXELS / 1e6:.1f} megapixels{shape}; scale it down first"
 
 
 def _short_url(url: str) -> str:
