@@ -44,8 +44,21 @@ def prepare_input(spec: ModelSpec, values: dict[str, Any]) -> dict[str, Any]:
     return clean
 
 
-def submit(model: str, *, endpoint: str | None = None, **inputs: Any) -> Job:
-    """Validate `inputs` for `model` ("tts", ...) and queue a job; returns its handle at once."""
+def submit(
+    model: str,
+    *,
+    endpoint: str | None = None,
+    s3_config: dict[str, str] | None = None,
+    policy: dict[str, Any] | None = None,
+    webhook: str | None = None,
+    **inputs: Any,
+) -> Job:
+    """Validate `inputs` for `model` ("tts", ...) and queue a job; returns its handle at once.
+
+    s3_config ({"accessId", "accessSecret", "bucketName", "endpointUrl"}) lets the worker put a large
+    result in your bucket and return URLs, which the result then fetches. policy and webhook are
+    passed to Runpod as they are (executionTimeout, ttl, lowPriority; a URL called on completion).
+    """
     try:
         spec = MODELS[model]
     except KeyError:
@@ -53,7 +66,10 @@ def submit(model: str, *, endpoint: str | None = None, **inputs: Any) -> Job:
     clean = prepare_input(spec, inputs)
     settings = current_settings()
     endpoint_id = endpoint or settings.endpoint_for(model)
-    return get_manager().submit(endpoint_id, clean, model=model, settings=settings)
+    options = {"s3_config": s3_config, "policy": policy, "webhook": webhook}
+    return get_manager().submit(
+        endpoint_id, clean, model=model, settings=settings, **{k: v for k, v in options.items() if v}
+    )
 
 
 def tts(text: str, *, endpoint: str | None = None, **params: Any) -> Job:

@@ -91,3 +91,43 @@ def test_bad_input_the_client_cannot_see_fails_in_the_worker_which_keeps_serving
     with pytest.raises(JobFailedError, match="image: "):
         not_image.result(timeout=100)
     assert len(rp_notebook.layers(scene(), layers=2).result(timeout=100)) == 2
+
+
+@pytest.mark.timeout(120)
+def test_a_large_result_goes_through_s3_and_the_client_fetches_it_transparently(
+    local_server, use_local, moto_s3
+):
+    import boto3
+
+    import rp_notebook
+    from rp_notebook.local import EndpointConfig
+
+    if "layers-s3" not in local_server.endpoint_ids:
+        local_server.add_endpoint(
+            EndpointConfig(
+                id="layers-s3",
+                worker_dir=local_server.endpoint_config("local-layers").worker_dir,
+                env={"LAYERS_ENGINE": "colorsplit", "LAYERS_INLINE_LIMIT_BYTES": "1000"},  # force the S3 path
+            )
+        )
+    boto3.client(
+        "s3",
+        endpoint_url=moto_s3,
+        aws_access_key_id="ak",
+        aws_secret_access_key="moto-secret-7f3a",
+        region_name="us-east-1",
+    ).create_bucket(Bucket="rp-layers")
+    s3 = {"accessId": "ak", "accessSecret": "moto-secret-7f3a", "bucketName": "rp-layers", "endpointUrl": moto_s3}
+    job = rp_notebook.layers(scene(), layers=4, endpoint="layers-s3", s3_config=s3)
+    result = job.result(timeout=100)
+    assert result.storage == "s3" and len(result) == 4
+    assert all(url.startswith(f"{moto_s3}/rp-layers/") for url in job.output["layers"])
+    assert (
+        max(
+            ImageStat.Stat(
+                ImageChops.difference(result.composite(), scene().convert("RGBA").resize((768, 512)))
+            ).mean
+        )
+        < 2
+    )
+    assert "moto-secret-7f3a" not in str(job.output)
