@@ -46,6 +46,7 @@ def main() -> None:
                     cell.outputs = []
                     cell.execution_count = None
                 cell.metadata.pop("execution", None)
+        notebook.metadata.pop("widgets", None)  # widget state of this run: large and meaningless later
         nbformat.write(notebook, path)
         print(f"refreshed reference outputs: {path}")
 

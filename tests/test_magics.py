@@ -89,3 +89,11 @@ def test_a_missing_endpoint_says_how_to_configure_one(ip):
 def test_text_in_both_the_line_and_the_cell_body_is_refused(ip):
     with pytest.raises(UsageError, match="either on the %%runpod line or in the cell body"):
         ip.run_cell_magic("runpod", 'tts "line text"', "body text")
+
+
+def test_help_lists_the_layers_options_with_their_short_aliases(ip):
+    doc = ip.find_line_magic("runpod").__doc__
+    assert "%runpod layers" in doc
+    for flag in ("--layers", "--resolution", "--prompt", "--steps", "--num-inference-steps", "--cfg", "--seed"):
+        assert flag in doc
+    assert "one of 640, 1024" in doc
