@@ -39,7 +39,8 @@ def model_parser(
     for field in spec.fields:
         if field.name == spec.positional:
             continue
-        default = f" (default {field.default})" if field.default is not None else ""
+        shown = repr(field.default) if isinstance(field.default, str) else field.default
+        default = f" (default {shown})" if field.default is not None else ""
         parser.add_argument(
             field.flag,
             *field.aliases,

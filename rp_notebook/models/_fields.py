@@ -81,7 +81,8 @@ class Field:
         if self.media:
             return "base64 data, a data: URL, or an http(s) URL"
         if self.max_length is not None:
-            return f"text of 1 to {self.max_length:,} characters"
+            low = "1" if self.required else "0"
+            return f"text of {low} to {self.max_length:,} characters"
         return "text"
 
     def coerce(self, value: Any) -> Any:
