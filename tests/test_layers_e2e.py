@@ -117,7 +117,12 @@ def test_a_large_result_goes_through_s3_and_the_client_fetches_it_transparently(
         aws_secret_access_key="moto-secret-7f3a",
         region_name="us-east-1",
     ).create_bucket(Bucket="rp-layers")
-    s3 = {"accessId": "ak", "accessSecret": "moto-secret-7f3a", "bucketName": "rp-layers", "endpointUrl": moto_s3}
+    s3 = {
+        "accessId": "ak",
+        "accessSecret": "moto-secret-7f3a",
+        "bucketName": "rp-layers",
+        "endpointUrl": moto_s3,
+    }
     job = rp_notebook.layers(scene(), layers=4, endpoint="layers-s3", s3_config=s3)
     result = job.result(timeout=100)
     assert result.storage == "s3" and len(result) == 4

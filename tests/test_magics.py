@@ -94,6 +94,14 @@ def test_text_in_both_the_line_and_the_cell_body_is_refused(ip):
 def test_help_lists_the_layers_options_with_their_short_aliases(ip):
     doc = " ".join(ip.find_line_magic("runpod").__doc__.split())  # argparse wraps lines
     assert "%runpod layers" in doc
-    for flag in ("--layers", "--resolution", "--prompt", "--steps", "--num-inference-steps", "--cfg", "--seed"):
+    for flag in (
+        "--layers",
+        "--resolution",
+        "--prompt",
+        "--steps",
+        "--num-inference-steps",
+        "--cfg",
+        "--seed",
+    ):
         assert flag in doc
     assert "one of 640, 1024 (default 640)" in doc and "text of 0 to 2,000 characters (default ' ')" in doc
