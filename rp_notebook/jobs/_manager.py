@@ -94,6 +94,31 @@ class JobManager:
         self.track(job)
         return job
 
+    def submit_many(
+        self,
+        endpoint_id: str,
+        inputs: list[dict[str, Any]],
+        *,
+        model: str | None = None,
+        settings: Settings | None = None,
+        max_parallel: int = 8,
+        **run_options: Any,
+    ) -> list[Job | RunpodError]:
+        """Queue many jobs with a few `run` requests in flight at once; returns, in input order, each
+        Job or the error that kept it from being queued (a batch is not stopped by one bad request)."""
+        client = self.client(settings)
+
+        def one(payload: dict[str, Any]) -> Job | RunpodError:
+            try:
+                return self.submit(endpoint_id, payload, model=model, settings=client.settings, **run_options)
+            except RunpodError as exc:
+                return exc
+
+        with ThreadPoolExecutor(
+            max(1, min(max_parallel, len(inputs))), thread_name_prefix="rp-notebook-submit"
+        ) as pool:
+            return list(pool.map(one, inputs))
+
     def attach(
         self, endpoint_id: str, job_id: str, *, model: str | None = None, settings: Settings | None = None
     ) -> Job:
