@@ -68,9 +68,11 @@ def test_runpod_sdk_endpoint_run_output_health_and_purge_on_local_tts(local_up, 
     monkeypatch.setattr(runpod, "api_key", KEY)
     monkeypatch.setattr(runpod, "endpoint_url_base", local_up)
     endpoint = runpod.Endpoint("local-tts")
-    output = endpoint.run({"text": "The runpod SDK can talk to this endpoint.", "format": "flac"}).output(
+    parts = endpoint.run({"text": "The runpod SDK can talk to this endpoint.", "format": "flac"}).output(
         timeout=120
     )
+    output = parts[-1]  # a streaming worker: the aggregate lists the parts, the whole file last
+    assert output["final"] is True
     audio, rate = soundfile.read(io.BytesIO(base64.b64decode(output["audio"])))
     assert rate == output["sample_rate"] == 22050
     assert len(audio) / rate == pytest.approx(output["duration"], abs=0.05) and output["duration"] > 1

@@ -4,11 +4,17 @@ Retry policy (why, not only what):
 
 - A request that never reached the server (connection refused, DNS, connect timeout) is retried
   for every call: nothing happened server-side.
-- 429 is retried for every call, after `Retry-After` when the server gives it: a refused request
-  did not run.
+- 429 is retried for every call: a refused request did not run. The wait is not this call's own:
+  `Retry-After` (or a backoff when the server gives none) pauses the endpoint's whole operation
+  group in the shared RequestBudget (`_budget.py`), so every thread waits it out, and the retry
+  passes through the same gate as any other request.
 - 5xx, dropped connections and read timeouts are retried only for idempotent calls (status, stream,
   health, cancel, purge). A `run` whose answer was lost may have queued a paid job, so it is not
   re-sent; the caller gets a TransportError that says so (see JobsClient.run).
+
+Before every attempt the request takes a slot in the RequestBudget, which keeps us under Runpod's
+per-endpoint rate and concurrency limits (blocking the calling thread until a slot is free), so a
+well-behaved client rarely sees a 429 at all.
 
 HTTP errors become the exception tree in rp_notebook.errors; every message is redacted of the key.
 """
@@ -36,6 +42,7 @@ from ..errors import (
     ServerError,
     TransportError,
 )
+from ._budget import RequestBudget, default_budget, split_job_path
 
 __all__ = ["HTTPTransport", "RetryPolicy"]
 
@@ -47,7 +54,8 @@ class RetryPolicy:
     attempts: int = 5
     backoff: float = 0.25  # first delay, doubled each attempt, with jitter
     max_delay: float = 8.0
-    #: Longest Retry-After we will sleep through inside one call; longer ones surface as RateLimitedError.
+    #: Longest Retry-After we will wait out inside one call; longer ones surface as RateLimitedError
+    #: (and still pause the budget, so other calls do not run into the same 429).
     max_retry_after: float = 30.0
 
     def delay(self, attempt: int) -> float:
@@ -67,15 +75,22 @@ class HTTPTransport:
         timeout: float = 30.0,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        budget: RequestBudget | None = None,
+        max_connections: int = 64,
     ) -> None:
         self.settings = settings
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
+        #: Shared by every transport of the process unless given: the server counts per endpoint.
+        self.budget = budget or default_budget()
         self._sleep = sleep
         self._session = session or requests.Session()
-        # Pool sized for many concurrent long-polls from the job manager's threads.
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64, max_retries=0)
+        # Kept connections: as many as the job manager has threads sending at once, else every
+        # request past the pool opens (and then drops) a new TCP connection.
+        adapter = requests.adapters.HTTPAdapter(
+            pool_connections=4, pool_maxsize=max_connections, max_retries=0
+        )
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         #: Count of HTTP requests actually sent (benchmarks report requests per job).
@@ -115,18 +130,22 @@ class HTTPTransport:
         if data is not None:
             headers["Content-Type"] = "application/json"
         url = f"{self.base_url}/{path.lstrip('/')}"
+        endpoint_id, operation = split_job_path(path)
         for attempt in range(self.retry.attempts):
             last = attempt == self.retry.attempts - 1
             try:
-                self.requests_sent += 1
-                response = self._session.request(
-                    method,
-                    url,
-                    data=data,
-                    params=params,
-                    headers=headers,
-                    timeout=(5.0, timeout or self.timeout),
-                )
+                with self.budget.slot(
+                    self.base_url, endpoint_id, operation, max_wait=self.retry.max_retry_after
+                ):
+                    self.requests_sent += 1
+                    response = self._session.request(
+                        method,
+                        url,
+                        data=data,
+                        params=params,
+                        headers=headers,
+                        timeout=(5.0, timeout or self.timeout),
+                    )
             except requests.RequestException as exc:
                 never_sent = _never_sent(exc)
                 if (idempotent or never_sent) and not last:
@@ -135,10 +154,13 @@ class HTTPTransport:
                 raise TransportError(
                     self._transport_message(method, url, exc, never_sent), maybe_delivered=not never_sent
                 ) from None
-            if response.status_code == 429 and not last:
+            if response.status_code == 429:
                 wait = _retry_after(response)
-                if wait is None or wait <= self.retry.max_retry_after:
-                    self._sleep(wait if wait is not None else self.retry.delay(attempt))
+                if wait is None:
+                    wait = self.retry.delay(attempt)
+                # Every thread on this endpoint and group waits, this retry included (in slot()).
+                self.budget.pause(self.base_url, endpoint_id, operation, wait)
+                if not last and wait <= self.retry.max_retry_after:
                     continue
             if response.status_code >= 500 and idempotent and not last:
                 self._sleep(self.retry.delay(attempt))

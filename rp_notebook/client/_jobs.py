@@ -11,6 +11,7 @@ from typing import Any
 
 from ..config import Settings, current_settings
 from ..errors import APIError, NotFoundError, TransportError
+from ._budget import RequestBudget
 from ._http import HTTPTransport, RetryPolicy
 from ._status import TERMINAL_STATES, JobStatus
 
@@ -29,10 +30,19 @@ class JobsClient:
         *,
         retry: RetryPolicy | None = None,
         timeout: float = 30.0,
+        budget: RequestBudget | None = None,
+        max_connections: int = 64,
     ) -> None:
+        """budget: the rate/concurrency budget (default: the process-wide one, Runpod's limits).
+        max_connections: HTTP connections kept open, at least the number of threads that use it."""
         self.settings = settings or current_settings()
         self.http = HTTPTransport(
-            self.settings, self.settings.endpoint_base_url, retry=retry, timeout=timeout
+            self.settings,
+            self.settings.endpoint_base_url,
+            retry=retry,
+            timeout=timeout,
+            budget=budget,
+            max_connections=max_connections,
         )
         #: Set once a server answers status-sync with 404/405 for a job that /status knows.
         self.status_sync_supported = True

@@ -61,6 +61,7 @@ class Job:
         self._lock = threading.Lock()
         self._display_ids: list[str] = []
         self._callbacks: list[Callable[[Job], None]] = []
+        self._watched = False
         # Scheduling state, owned by the manager.
         self._next_poll = 0.0
         self._polling = False
@@ -246,9 +247,15 @@ class Job:
         for display_id in self._display_ids:
             update_display(bundle, raw=True, display_id=display_id)
 
+    def watch(self) -> None:
+        """Follow this job in short polling rounds, as a displayed one is: a panel shows its live state."""
+        self._watched = True
+        self._manager.wake()
+
     @property
     def is_displayed(self) -> bool:
-        return bool(self._display_ids)
+        # The manager polls displayed (or watched) jobs in short rounds so status and progress stay live.
+        return bool(self._display_ids) or self._watched
 
     def __repr__(self) -> str:
         return f"<Job {self.id} on {self.endpoint_id}: {self.status}>"

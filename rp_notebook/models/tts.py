@@ -89,5 +89,12 @@ TTS = ModelSpec(
             max_length=MAX_VOICE_BASE64,
         ),
         Field("format", str, "Audio file format of the result.", default="wav", choices=AUDIO_FORMATS),
+        Field(
+            "stream",
+            bool,
+            "Send each part as soon as it is spoken, so playback starts before the whole text is done "
+            "(the output then lists the parts, then the whole file).",
+            default=True,
+        ),
     ),
 )

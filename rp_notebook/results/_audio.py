@@ -28,6 +28,10 @@ class AudioResult:
 
     @classmethod
     def from_output(cls, output: Any, job_id: str = "") -> AudioResult:
+        if isinstance(output, list):
+            # A streaming worker's aggregate: the parts, then the whole file marked "final".
+            finals = [item for item in output if isinstance(item, dict) and item.get("final")]
+            output = finals[-1] if finals else (output[-1] if output else None)
         if not isinstance(output, dict) or not isinstance(output.get("audio"), str):
             raise MalformedOutputError(
                 f"job {job_id}: expected an output with base64 'audio', got {describe(output)}"

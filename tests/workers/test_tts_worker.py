@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import inspect
 import io
 import json
 import os
@@ -28,7 +29,7 @@ import soundfile as sf
 from tts_audio import VoiceClip, as_mono, read_voice
 from tts_engines import ChatterboxEngine, PiperEngine, SpeechOptions, load_engine
 from tts_service import PAUSE_SECONDS, TTSService
-from tts_text import MAX_CHUNK_CHARS, split_sentences, split_text
+from tts_text import MAX_CHUNK_CHARS, split_for_streaming, split_sentences, split_text
 
 from rp_notebook.errors import InputError
 from rp_notebook.models import TTS
@@ -59,8 +60,16 @@ LONG_TEXT = " ".join(SENTENCES)
 TTS_WORKER_DIR = Path(__file__).resolve().parents[2] / "workers" / "chatterbox_tts"
 
 
-def run(coro: Any) -> Any:
-    return asyncio.run(coro)
+def run(call: Any) -> Any:
+    """Run a coroutine, or drain an async generator (the handler) and return its last item."""
+    return asyncio.run(call) if not inspect.isasyncgen(call) else items(call)[-1]
+
+
+def items(generator: Any) -> list[Any]:
+    async def drain() -> list[Any]:
+        return [item async for item in generator]
+
+    return asyncio.run(drain())
 
 
 def words(text: str) -> list[str]:
@@ -620,3 +629,32 @@ def test_handler_test_input_with_a_bad_field_exits_one_and_logs_the_field():
     done = run_worker({"input": {"text": "Hi.", "format": "mp3"}})
     assert done.returncode == 1
     assert "format: expected one of 'wav', 'flac', 'ogg'" in done.stdout + done.stderr
+
+
+# --- streaming -------------------------------------------------------------------------------------
+
+
+def test_streaming_yields_the_first_sentence_alone_then_packed_parts_then_the_whole_file(tts_handler):
+    parts = items(tts_handler.handler({"id": "s", "input": {"text": LONG_TEXT, "format": "ogg"}}))
+    *pieces, final = parts
+    assert final["final"] is True and final["chunks"] == len(pieces) >= 3
+    assert [p["chunk"] for p in pieces] == list(range(1, len(pieces) + 1))
+    first = sf.info(io.BytesIO(base64.b64decode(pieces[0]["audio"])))
+    assert first.format == "OGG" and first.duration == pytest.approx(pieces[0]["duration"], abs=0.05)
+    whole = sf.info(io.BytesIO(base64.b64decode(final["audio"])))
+    # The parts add up to the whole, less the short pauses the whole file puts between them.
+    assert (
+        sum(p["duration"] for p in pieces) < whole.duration < sum(p["duration"] for p in pieces) + len(pieces)
+    )
+
+
+def test_first_streamed_part_is_only_the_first_sentence():
+    chunks = split_for_streaming(LONG_TEXT)
+    assert chunks[0] == SENTENCES[0]
+    assert " ".join(chunks).split() == LONG_TEXT.split()
+    assert len(chunks) == 1 + len(split_text(" ".join(SENTENCES[1:])))
+
+
+def test_without_streaming_the_handler_yields_only_the_whole_result(tts_handler):
+    parts = items(tts_handler.handler({"id": "n", "input": {"text": LONG_TEXT, "stream": False}}))
+    assert len(parts) == 1 and parts[0]["final"] is True and parts[0]["chunks"] > 1

@@ -13,13 +13,13 @@ import base64
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import numpy as np
 from tts_audio import encode, fetch_url, join_chunks, read_voice, write_temp_wav
 from tts_engines import Engine, SpeechOptions
-from tts_text import MAX_CHUNK_CHARS, split_text
+from tts_text import MAX_CHUNK_CHARS, split_for_streaming, split_text
 
 from rp_notebook.errors import InputError
 from rp_notebook.models import TTS
@@ -57,16 +57,30 @@ class TTSService:
         self._model_lock = threading.Lock()
 
     async def handle(self, job: Mapping[str, Any]) -> dict[str, Any]:
-        """The worker's answer to one job: the output dict, or {"error": "<field>: ..."}."""
-        try:
-            return await self._run(job)
-        except InputError as err:
-            return {"error": str(err)}
+        """The whole answer to one job as one dict: the final output, or {"error": "<field>: ..."}."""
+        last: dict[str, Any] = {}
+        async for item in self.stream(job):
+            last = item
+        return last
 
-    async def _run(self, job: Mapping[str, Any]) -> dict[str, Any]:
+    async def stream(self, job: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """The worker's answer, part by part (the handler is a generator; see handler.py).
+
+        With `stream` on, each chunk's audio is yielded as soon as it is spoken (a standalone file in
+        the requested format, `{"audio", ..., "chunk", "chunks"}`); the last item is always the whole
+        result with `"final": True`. A bad input yields one `{"error": ...}`, which fails the job.
+        """
+        try:
+            async for item in self._run(job):
+                yield item
+        except InputError as err:
+            yield {"error": str(err)}
+
+    async def _run(self, job: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
         params = TTS.validate(job.get("input"))
         warnings = list(self.engine.check(params))
-        chunks = split_text(params["text"], self.max_chunk_chars)
+        split = split_for_streaming if params["stream"] else split_text
+        chunks = split(params["text"], self.max_chunk_chars)
         if not chunks:
             raise InputError("text", "has nothing to speak")
 
@@ -78,38 +92,52 @@ class TTSService:
                 voice_path = await asyncio.to_thread(write_temp_wav, clip)
         options = SpeechOptions.from_input(params, voice_path)
 
+        sample_rate = self.engine.sample_rate
         audio_chunks: list[np.ndarray] = []
+        streamed = 0
         try:
             for index, chunk in enumerate(chunks):
                 # Yield before starting a chunk, so that a cancel requested without an await since the
                 # last one (e.g. from the progress callback) lands before the next thread starts.
                 await asyncio.sleep(0)
-                audio_chunks.append(await asyncio.to_thread(self._speak, chunk, options.for_chunk(index)))
+                audio = await asyncio.to_thread(self._speak, chunk, options.for_chunk(index))
+                audio_chunks.append(audio)
                 if self._progress is not None:
                     self._progress(job, {"chunk": index + 1, "chunks": len(chunks)})
+                if params["stream"] and audio.size:
+                    piece = await self._encoded(audio, sample_rate, params["format"])
+                    streamed += len(piece["audio"])
+                    yield {**piece, "chunk": index + 1, "chunks": len(chunks)}
         finally:
             if voice_path is not None:
                 self._discard(voice_path)
 
-        sample_rate = self.engine.sample_rate
         audio = join_chunks(audio_chunks, sample_rate, self.pause_s)
         if audio.size == 0:
             raise InputError("text", "produced no audio; it has no speakable words")
-        data = await asyncio.to_thread(encode, audio, sample_rate, params["format"])
-        encoded = base64.b64encode(data).decode("ascii")
-        if len(encoded) > RESULT_WARN_BYTES:
+        whole = await self._encoded(audio, sample_rate, params["format"])
+        total = streamed + len(whole["audio"])
+        if total > RESULT_WARN_BYTES:
             warnings.append(
-                f"audio: the result is {len(encoded) / 1e6:.1f} MB of base64, over the job API's "
-                f"{RESULT_WARN_BYTES / 1e6:.0f} MB limit for /run; use format 'ogg' or 'flac' or less text"
+                f"audio: the result is {total / 1e6:.1f} MB of base64, over the job API's "
+                f"{RESULT_WARN_BYTES / 1e6:.0f} MB limit for /run; use format 'ogg' or 'flac', less text, "
+                "or stream false (streamed parts are sent twice: as parts and in the whole file)"
             )
-        return {
-            "audio": encoded,
-            "format": params["format"],
-            "sample_rate": sample_rate,
-            "duration": round(audio.size / sample_rate, 3),
+        yield {
+            **whole,
             "engine": self.engine.name,
             "chunks": len(chunks),
             "warnings": warnings,
+            "final": True,
+        }
+
+    async def _encoded(self, audio: np.ndarray, sample_rate: int, fmt: str) -> dict[str, Any]:
+        data = await asyncio.to_thread(encode, audio, sample_rate, fmt)
+        return {
+            "audio": base64.b64encode(data).decode("ascii"),
+            "format": fmt,
+            "sample_rate": sample_rate,
+            "duration": round(audio.size / sample_rate, 3),
         }
 
     def _speak(self, text: str, options: SpeechOptions) -> np.ndarray:

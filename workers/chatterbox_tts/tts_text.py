@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-__all__ = ["MAX_CHUNK_CHARS", "split_sentences", "split_text"]
+__all__ = ["MAX_CHUNK_CHARS", "split_for_streaming", "split_sentences", "split_text"]
 
 #: Upper bound on a chunk's length in characters (after whitespace is collapsed).
 MAX_CHUNK_CHARS = 280
@@ -123,3 +123,15 @@ def _normalize(text: str) -> str:
 
 def _squash(text: str) -> str:
     return " ".join(text.split())
+
+
+def split_for_streaming(text: str, max_chars: int = MAX_CHUNK_CHARS) -> list[str]:
+    """Like split_text, but the first sentence is a chunk of its own.
+
+    When parts are streamed, the listener waits only for the first chunk: a single sentence is
+    spoken sooner than a packed chunk of several, and the rest is packed as usual.
+    """
+    sentences = split_sentences(text)
+    if len(sentences) <= 1:
+        return split_text(text, max_chars)
+    return split_text(sentences[0], max_chars) + split_text(" ".join(sentences[1:]), max_chars)

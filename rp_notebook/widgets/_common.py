@@ -1,0 +1,167 @@
+"""What every panel shares: the once-a-second ticker, status lines, result views, safe callbacks.
+
+Threads. Widget callbacks (button clicks, uploads) run on the kernel's main thread and must return
+at once: they send at most one short HTTP request (a submit, a cancel) and never wait for a result.
+Job done-callbacks run on the job manager's poller threads, and the ticker below runs on its own
+daemon thread. Those threads only set widget traits (`value`, `children`, `disabled`), which
+ipykernel sends from any thread; none of them prints or enters an `Output` context, whose
+routing breaks from threads (shared/docs/jupyter-ecosystem.md §3.2).
+
+Why a ticker of our own: a job's end arrives through `Job.add_done_callback`, but elapsed time,
+"queued -> running" and the worker's "part i of n" change without any callback. One daemon thread
+refreshes every live panel once a second (and exits when there are none), so the job manager
+needs no knowledge of panels.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from html import escape
+from typing import Any, Protocol, TypeVar
+
+import ipywidgets as widgets
+
+from ..client import JobStatus
+from ..jobs import Job
+from ..results import AudioResult, LayersResult
+
+__all__ = ["TICKER", "Ticker", "error_html", "guarded", "job_status_html", "result_view"]
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = 1.0
+
+#: status -> (colour, word); the same words as the job line of a magic.
+_STATUS = {
+    JobStatus.IN_QUEUE: ("#6b7280", "queued"),
+    JobStatus.IN_PROGRESS: ("#2563eb", "running"),
+    JobStatus.RUNNING: ("#2563eb", "running"),
+    JobStatus.COMPLETED: ("#16a34a", "done"),
+    JobStatus.FAILED: ("#dc2626", "failed"),
+    JobStatus.CANCELLED: ("#6b7280", "cancelled"),
+    JobStatus.TIMED_OUT: ("#dc2626", "timed out"),
+}
+ERROR_COLOR = "#dc2626"
+MUTED_COLOR = "#6b7280"
+#: A raw (non-model) result is shown as text, cut to this many characters.
+MAX_RAW_CHARS = 2_000
+
+
+class Tickable(Protocol):
+    def _tick(self) -> None: ...
+
+
+class Ticker:
+    """One daemon thread calling `_tick()` on every subscribed panel once a second."""
+
+    def __init__(self, interval: float = TICK_SECONDS) -> None:
+        self.interval = interval
+        # Weak, so a panel that is dropped (and closed) does not keep the thread alive.
+        self._panels: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def add(self, panel: Tickable) -> None:
+        with self._lock:
+            self._panels.add(panel)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="rp-notebook-panels", daemon=True)
+                self._thread.start()
+
+    def discard(self, panel: Tickable) -> None:
+        with self._lock:
+            self._panels.discard(panel)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.interval)
+            with self._lock:
+                panels = list(self._panels)
+                if not panels:
+                    self._thread = None
+                    return
+            for panel in panels:
+                try:
+                    panel._tick()
+                except Exception:  # noqa: BLE001 - one broken panel must not stop the others' updates
+                    # Dropped rather than retried: a failing tick would log the same error every second.
+                    log.warning("rp_notebook: %r stopped refreshing", panel, exc_info=True)
+                    self.discard(panel)
+
+
+TICKER = Ticker()
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def guarded(method: F) -> F:
+    """Run a widget or job callback so that an error lands in the panel's status line.
+
+    An exception raised in an ipywidgets callback goes nowhere visible in JupyterLab, and one raised
+    in a job done-callback would stop the job's later callbacks: both are shown instead.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - shown to the user; never raised into a callback
+            self._show_error(exc)
+            return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def status_word(status: str) -> tuple[str, str]:
+    return _STATUS.get(status, (MUTED_COLOR, status.lower()))  # type: ignore[call-overload]
+
+
+def job_status_html(job: Job, *, more: int = 0) -> str:
+    """One line about a job: status, id, elapsed or queue/run time, progress or error.
+
+    The status is also in `data-status` (IN_QUEUE, COMPLETED, ...) for browser tests.
+    """
+    status = str(job.status)
+    color, word = status_word(status)
+    parts = [job.timing_summary(), job.progress_summary()]
+    if job.done():
+        error = job.exception(timeout=0)
+        if error is not None and status != JobStatus.CANCELLED:  # "cancelled" says it all
+            parts.append(f"<span style='color:{ERROR_COLOR}'>{escape(str(error))}</span>")
+    if more:
+        parts.append(f"{more} more in flight")
+    details = "".join(f" · {part if part.startswith('<') else escape(part)}" for part in parts if part)
+    return (
+        f"<span class='rp-status' data-status='{escape(status)}'>"
+        f"<b style='color:{color}'>● {escape(word)}</b> · <code>{escape(job.id)}</code>{details}</span>"
+    )
+
+
+def error_html(exc: BaseException) -> str:
+    """An error for a status line: its message (which names the field, for bad input)."""
+    return f"<span class='rp-error' style='color:{ERROR_COLOR}'>{escape(str(exc) or type(exc).__name__)}</span>"
+
+
+def note_html(text: str) -> str:
+    return f"<span style='color:{MUTED_COLOR}'>{escape(text)}</span>"
+
+
+def result_view(result: Any) -> widgets.Widget:
+    """A widget showing a job's result: a player, the layer gallery, or the raw output as text."""
+    if isinstance(result, AudioResult):
+        player = widgets.Audio(value=result.data, format=result.format, autoplay=False, loop=False)
+        player.add_class("rp-player")
+        return player
+    if isinstance(result, LayersResult):
+        return result.gallery
+    text = repr(result)
+    if len(text) > MAX_RAW_CHARS:
+        text = text[: MAX_RAW_CHARS - 1] + "…"
+    view = widgets.HTML(f"<pre style='white-space:pre-wrap;margin:0'>{escape(text)}</pre>")
+    view.add_class("rp-raw-result")
+    return view

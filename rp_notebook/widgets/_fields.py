@@ -1,0 +1,163 @@
+"""Controls built from a model's `Field` definitions, so panels never restate a range or default.
+
+The same `Field` objects drive the magics' flags, client-side validation and the workers' checks;
+here they also give each slider its min/max/step and each dropdown its choices. Nothing in a panel
+hard-codes a range: change a field in `rp_notebook/models/` and the panel follows.
+
+Controls only collect values. Checking them is left to `ModelSpec.validate` (through
+`rp_notebook._api.submit`), so a panel reports exactly the message a magic or the worker would.
+
+How a field becomes a control:
+
+=========================  ============================================================
+number with min and max    FloatSlider / IntSlider (an int range too wide to slide, such
+                           as a 32-bit seed, gets a BoundedIntText instead)
+number, open range         FloatText / IntText
+choices                    Dropdown (values keep their type: resolution 640 is an int)
+bool                       Checkbox
+text                       Text, or Textarea when the panel asks for several lines
+media                      not here: panels use a FileUpload and their own presets
+=========================  ============================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import ipywidgets as widgets
+
+from ..models import Field, ModelSpec
+
+__all__ = ["FieldForm", "field_control", "field_value"]
+
+#: An int range with more positions than this is typed, not slid (nobody drags to seed 3,141,592).
+MAX_SLIDER_POSITIONS = 1_000
+#: Floats without a step get this many positions across their range.
+DEFAULT_FLOAT_POSITIONS = 100
+
+_STYLE = {"description_width": "initial"}
+
+
+def field_control(field: Field, *, multiline: bool = False, css_prefix: str = "rp") -> widgets.ValueWidget:
+    """The control for `field`, set to its default, with its help text as the tooltip.
+
+    The control gets the CSS class `<css_prefix>-<field-name>` (underscores become dashes), e.g.
+    `rp-tts-cfg-weight`, which browser tests and user stylesheets can rely on.
+    """
+    if field.media:
+        raise TypeError(f"{field.name} is a media field: panels take it from a FileUpload")
+    common: dict[str, Any] = {
+        "description": field.name.replace("_", " "),
+        "tooltip": f"{field.help} Allowed: {field.allowed()}.",
+        "style": _STYLE,
+    }
+    control: widgets.ValueWidget
+    if field.kind == "choice":
+        options = [(str(choice), choice) for choice in field.choices or ()]
+        control = widgets.Dropdown(options=options, value=field.default, **common)
+    elif field.kind == "flag":
+        control = widgets.Checkbox(value=bool(field.default), indent=False, **common)
+    elif field.kind == "number":
+        control = _number_control(field, common)
+    elif multiline:
+        control = widgets.Textarea(value=field.default or "", rows=4, **common)
+    else:
+        control = widgets.Text(value=field.default or "", **common)
+    control.add_class(f"{css_prefix}-{field.name.replace('_', '-')}")
+    return control
+
+
+def field_value(field: Field, control: widgets.ValueWidget) -> Any:
+    """The control's value as the field's input (unvalidated: `ModelSpec.validate` checks it)."""
+    value = control.value
+    if field.kind == "text" and value == "" and field.default is None:
+        # An empty box for a field with no default means "not given" (the control cannot hold None).
+        return None
+    return value
+
+
+def _number_control(field: Field, common: dict[str, Any]) -> widgets.ValueWidget:
+    low, high = field.minimum, field.maximum
+    default = field.default if field.default is not None else (low if low is not None else 0)
+    if field.type is int:
+        if low is not None and high is not None:
+            if high - low <= MAX_SLIDER_POSITIONS:
+                step = int(field.step or 1)
+                return widgets.IntSlider(value=default, min=low, max=high, step=step, **common)
+            return widgets.BoundedIntText(value=default, min=low, max=high, **common)
+        return widgets.IntText(value=default, **common)
+    if low is not None and high is not None:
+        step = field.step or (high - low) / DEFAULT_FLOAT_POSITIONS
+        return widgets.FloatSlider(
+            value=default, min=low, max=high, step=step, readout_format=_readout(step), **common
+        )
+    return widgets.FloatText(value=default, **common)
+
+
+def _readout(step: float) -> str:
+    # Show as many decimals as the step has (0.05 -> ".2f", 0.5 -> ".1f"), so the readout is exact.
+    decimals = 0
+    while decimals < 6 and abs(step * 10**decimals - round(step * 10**decimals)) > 1e-9:
+        decimals += 1
+    return f".{decimals}f"
+
+
+class FieldForm:
+    """Controls for some fields of a spec, and their values read back as one input dict."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        names: Iterable[str] | None = None,
+        *,
+        multiline: Iterable[str] = (),
+        skip: Iterable[str] = (),
+    ) -> None:
+        """Controls for `names` (default: every non-media field of `spec` in its order, less `skip`)."""
+        self.spec = spec
+        skipped = set(skip)
+        chosen = (
+            list(names)
+            if names is not None
+            else [f.name for f in spec.fields if not f.media and f.name not in skipped]
+        )
+        wide = set(multiline)
+        self.controls: dict[str, widgets.ValueWidget] = {
+            name: field_control(spec[name], multiline=name in wide, css_prefix=f"rp-{spec.name}")
+            for name in chosen
+        }
+        self._initial = {name: control.value for name, control in self.controls.items()}
+
+    def __getitem__(self, name: str) -> widgets.ValueWidget:
+        return self.controls[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.controls
+
+    def values(self) -> dict[str, Any]:
+        """Every control's value by field name; fields left at None are omitted (the spec fills them)."""
+        values = {name: field_value(self.spec[name], control) for name, control in self.controls.items()}
+        return {name: value for name, value in values.items() if value is not None}
+
+    def reset(self) -> None:
+        """Put every control back to its field's default."""
+        for name, control in self.controls.items():
+            control.value = self._initial[name]
+
+    def described(self, values: Mapping[str, Any], *, omit: Iterable[str] = ()) -> str:
+        """A short line naming the values used, for a history entry: 'exaggeration 0.5 · seed 0'."""
+        left_out = set(omit)
+        return " · ".join(
+            f"{name.replace('_', ' ')} {_show(value)}"
+            for name, value in values.items()
+            if name in self.controls and name not in left_out
+        )
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value if len(value) <= 40 else value[:37] + "...")
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
