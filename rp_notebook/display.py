@@ -46,7 +46,19 @@ def audio_html(audio: AudioResult) -> str:
 
 
 def job_bundle(job: Job) -> dict[str, Any]:
-    """The display of a job: a status line while it runs, its result (or error) once it ends."""
+    """The display of a job: a status line while it runs, its result (or error) once it ends.
+
+    A streaming job also carries its player widget: a live front end shows the player (status,
+    parts as they arrive, then the whole file); a saved notebook falls back to the HTML.
+    """
+    bundle = _job_bundle(job)
+    if job.player is not None:
+        view = job.player._repr_mimebundle_() or {}
+        bundle.update({k: v for k, v in view.items() if k != "text/plain"})
+    return bundle
+
+
+def _job_bundle(job: Job) -> dict[str, Any]:
     head_text, head_html = _job_line(job)
     if job.status == "COMPLETED":
         try:

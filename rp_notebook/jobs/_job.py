@@ -13,6 +13,7 @@ result without the kernel ever blocking.
 from __future__ import annotations
 
 import asyncio
+import base64
 import threading
 import time
 from collections.abc import Callable, Generator
@@ -44,6 +45,8 @@ class Job:
         model: str | None = None,
         status: str = JobStatus.IN_QUEUE,
         submitted_at: float | None = None,
+        input: dict[str, Any] | None = None,
+        streams: bool = False,
     ) -> None:
         self.id = job_id
         self.endpoint_id = endpoint_id
@@ -55,6 +58,13 @@ class Job:
         self.body: dict[str, Any] = {}
         #: The last problem talking to the server while polling (the job itself may be fine).
         self.last_poll_error: RunpodError | None = None
+        #: The worker streams its result part by part (TTS with `stream`): the manager reads /stream.
+        self.streams = streams
+        #: Parts received from /stream so far, in order (for TTS: dicts with base64 "audio").
+        self.parts: list[Any] = []
+        #: The input as sent (media fields included); what the panels show as "parameters".
+        self.input: dict[str, Any] = input or {}
+        self._player: Any = None
         self._manager = manager
         self._client = client
         self._future: Future[Any] = Future()
@@ -170,6 +180,23 @@ class Job:
         else:
             self.refresh_display()
 
+    def _apply_stream(self, body: dict[str, Any]) -> None:
+        """Take a /stream answer: new parts (reading consumed them on the server) and the status."""
+        new = [item.get("output") for item in body.get("stream") or [] if isinstance(item, dict)]
+        parts = [part for part in new if isinstance(part, dict) and not part.get("final")]
+        with self._lock:
+            if self.done():
+                return
+            self.parts.extend(parts)
+            status = body.get("status")
+            if status and status not in TERMINAL_STATES:
+                self.status = str(status)
+        if self._player is not None:
+            for part in parts:
+                if isinstance(part.get("audio"), str):
+                    self._player.add_part(base64.b64decode(part["audio"]), int(part.get("chunks") or 0))
+        self.refresh_display()
+
     def _outcome(self, body: dict[str, Any]) -> tuple[Any, RunpodError | None]:
         status = str(body.get("status"))
         if status == JobStatus.COMPLETED:
@@ -229,9 +256,19 @@ class Job:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         return display.job_bundle(self)
 
+    @property
+    def player(self) -> Any:
+        """The live player of a streaming TTS job (created when the job is first displayed)."""
+        return self._player
+
     def _ipython_display_(self) -> None:
         # Displayed with an id so the poller thread can replace it in place as the job moves on.
         from IPython.display import display as ipy_display
+
+        if self.streams and self._player is None and not self.done():
+            from ..widgets._stream_player import StreamingAudioPlayer
+
+            self._player = StreamingAudioPlayer(mime=display.AUDIO_MIME.get(self._format(), "audio/wav"))
 
         handle = ipy_display(display.job_bundle(self), raw=True, display_id=True)
         if handle is not None:
@@ -239,6 +276,14 @@ class Job:
             self._manager.wake()
 
     def refresh_display(self) -> None:
+        if self._player is not None:
+            self._player.status = display.job_bundle(self)["text/plain"].splitlines()[0]
+            if not self.done():
+                return  # the player shows status and parts itself; re-rendering would flicker
+            result = self._future.result() if self._future.exception() is None else None
+            if result is not None and not self._player.done:
+                self._player.whole = result.data
+                self._player.done = True
         if not self._display_ids:
             return
         from IPython.display import update_display
@@ -251,6 +296,9 @@ class Job:
         """Follow this job in short polling rounds, as a displayed one is: a panel shows its live state."""
         self._watched = True
         self._manager.wake()
+
+    def _format(self) -> str:
+        return str(self.input.get("format") or "wav")
 
     @property
     def is_displayed(self) -> bool:

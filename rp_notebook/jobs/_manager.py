@@ -1,27 +1,42 @@
-"""JobManager: one per process; submits jobs and follows all of them from one daemon thread.
+"""JobManager: one per process; submits jobs and follows all of them from a pool of poll threads.
 
-Why a thread and not the kernel's asyncio loop: under ipykernel 7 tasks created in a cell can stall
-until the next cell runs (shared/docs/jupyter-ecosystem.md §3.2), and a thread also works in plain
+Why threads and not the kernel's asyncio loop: under ipykernel 7 tasks created in a cell can stall
+until the next cell runs (shared/docs/jupyter-ecosystem.md §3.2), and threads also work in plain
 scripts and the CLI. Blocking `requests` calls release the GIL, so the kernel stays responsive.
 
-How jobs are followed:
+How jobs are followed (sized for hundreds in flight):
 
-- The scheduler thread hands due jobs, oldest first, to a small pool of HTTP threads (bounded
-  concurrency). Each asks `status-sync`, a server-side long-poll that answers the moment the job
-  ends, so completion reaches the notebook at once with one or two requests per job.
+- A job costs one `run`, then usually one `status-sync`: a server-side long-poll that answers the
+  moment the job ends, so its end reaches the notebook at once.
+- Each endpoint has its own queue of jobs to poll, oldest first, and its own `max_concurrent_polls`
+  slots (Runpod limits per endpoint too). Oldest first is what makes a few slots enough: Runpod's
+  queue is FIFO, so every running job is older than every queued one, and with at least as many
+  slots as jobs running on the endpoint, every running job is being long-polled while queued ones
+  (which cannot end before they run) wait for a slot. Per-endpoint slots mean a backlog of 500 jobs
+  on one endpoint never makes another endpoint's job wait for a slot.
+- The poll threads take the next job themselves, with no scheduler in between; they are started
+  when there is work for them and sleep on a condition when there is none (no polling of our own).
+- Long-polls last `long_poll_ms` (60 s): a job that runs for a minute costs a single status-sync.
+  Displayed jobs poll in short rounds instead, so their line shows IN_QUEUE -> IN_PROGRESS and
+  the worker's progress as they happen.
 - Where a server lacks status-sync, plain `status` is polled with a backoff (0.25 s growing to 3 s).
 - Poll errors (network, 5xx, 429) are kept on the job and shown in its display, and polling goes
   on with a backoff: the result stays on Runpod for 30 minutes after the job ends. A job the
   server no longer knows (404) or a refused key ends the handle with that error.
-- Once a second, displayed jobs that are still running re-render (elapsed time, progress).
+- Every request goes through the client's RequestBudget (client/_budget.py), so 500 jobs never
+  burst past the endpoint's rate or concurrency limits, and a 429 pauses every thread at once.
+- Once a second, a small display thread re-renders displayed jobs that are still running.
 """
 
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..client import JobsClient
@@ -31,28 +46,68 @@ from ._job import Job
 
 __all__ = ["JobManager", "get_manager"]
 
-LONG_POLL_MS = 20_000
+LONG_POLL_MS = 60_000
 #: status-sync answers only at the end; a displayed job polls in shorter rounds so its line shows
 #: IN_QUEUE -> IN_PROGRESS and the worker's progress as they happen.
 DISPLAYED_LONG_POLL_MS = 2_000
+MAX_CONCURRENT_POLLS = 32
 FALLBACK_FIRST_DELAY = 0.25
 FALLBACK_MAX_DELAY = 3.0
 ERROR_MAX_DELAY = 10.0
 DISPLAY_TICK = 1.0
 
+_EndpointKey = tuple[str, str]  # (job API base URL, endpoint id)
+
+
+@dataclass(eq=False)
+class _Followed:
+    """The manager's bookkeeping for one job it follows."""
+
+    job: Job
+    endpoint: _EndpointKey
+    queued: bool = False  # waiting in a ready queue or in `_later`
+    polling: bool = False
+    failures: int = 0
+    fallback_delay: float = 0.0
+
+
+@dataclass(eq=False)
+class _EndpointQueue:
+    """Jobs of one endpoint that are due for a poll (a heap, oldest first) and its polls in flight."""
+
+    ready: list[tuple[float, int, _Followed]] = field(default_factory=list)
+    polling: int = 0
+
 
 class JobManager:
-    """Submits jobs and follows every job of this process until it ends."""
+    """Submits jobs and follows every job of this process until it ends.
 
-    def __init__(self, *, max_concurrent_polls: int = 16, long_poll_ms: int = LONG_POLL_MS) -> None:
+    max_concurrent_polls: long-polls in flight per endpoint (see the module docstring for why this
+    is enough). long_poll_ms: how long one status-sync may wait (1,000-90,000).
+    budget: the clients' RequestBudget; None shares the process-wide one (Runpod's limits).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_concurrent_polls: int = MAX_CONCURRENT_POLLS,
+        long_poll_ms: int = LONG_POLL_MS,
+        budget: Any = None,
+    ) -> None:
+        if max_concurrent_polls < 1:
+            raise ValueError("max_concurrent_polls must be >= 1")
+        self.max_concurrent_polls = max_concurrent_polls
         self.long_poll_ms = long_poll_ms
+        self._budget = budget
         self._cond = threading.Condition()
-        self._active: list[Job] = []
         self._all: dict[str, Job] = {}
         self._clients: dict[tuple[str, str], JobsClient] = {}
-        self._slots = max_concurrent_polls
-        self._pool = ThreadPoolExecutor(max_concurrent_polls, thread_name_prefix="rp-notebook-poll")
-        self._thread: threading.Thread | None = None
+        self._followed: dict[Job, _Followed] = {}
+        self._queues: dict[_EndpointKey, _EndpointQueue] = {}
+        self._later: list[tuple[float, int, _Followed]] = []  # (due time, seq, job): backoffs
+        self._seq = itertools.count()  # heap tie-breaker: entries never compare _Followed
+        self._threads = 0
+        self._ticker: threading.Thread | None = None
         self._closed = False
 
     # -- public -----------------------------------------------------------------------------------
@@ -65,7 +120,10 @@ class JobManager:
         with self._cond:
             client = self._clients.get(cache_key)
             if client is None:
-                client = self._clients[cache_key] = JobsClient(settings)
+                # Connections for several endpoints' poll threads plus submit threads, kept open.
+                client = self._clients[cache_key] = JobsClient(
+                    settings, budget=self._budget, max_connections=4 * self.max_concurrent_polls + 32
+                )
             return client
 
     def submit(
@@ -105,7 +163,10 @@ class JobManager:
         **run_options: Any,
     ) -> list[Job | RunpodError]:
         """Queue many jobs with a few `run` requests in flight at once; returns, in input order, each
-        Job or the error that kept it from being queued (a batch is not stopped by one bad request)."""
+        Job or the error that kept it from being queued (a batch is not stopped by one bad request).
+
+        The runs go through the endpoint's request budget, so a large batch is spread out to stay
+        under the endpoint's `/run` rate limit instead of being refused."""
         client = self.client(settings)
 
         def one(payload: dict[str, Any]) -> Job | RunpodError:
@@ -118,6 +179,31 @@ class JobManager:
             max(1, min(max_parallel, len(inputs))), thread_name_prefix="rp-notebook-submit"
         ) as pool:
             return list(pool.map(one, inputs))
+
+    def submit_many_in_background(
+        self,
+        endpoint_id: str,
+        inputs: list[dict[str, Any]],
+        **options: Any,
+    ) -> Future[list[Job | RunpodError]]:
+        """`submit_many` without blocking the caller: returns at once a Future of the same list.
+
+        For notebooks: a cell that queues 500 jobs returns immediately and the kernel stays free
+        while the runs are sent; `future.result()` (or `await asyncio.wrap_future(future)`) gives
+        the jobs. Takes the same options as `submit_many`."""
+        future: Future[list[Job | RunpodError]] = Future()
+        settings = options.pop("settings", None) or current_settings()  # read now, in the caller's context
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                future.set_result(self.submit_many(endpoint_id, inputs, settings=settings, **options))
+            except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
+                future.set_exception(exc)
+
+        threading.Thread(target=run, name="rp-notebook-submit-many", daemon=True).start()
+        return future
 
     def attach(
         self, endpoint_id: str, job_id: str, *, model: str | None = None, settings: Settings | None = None
@@ -136,14 +222,19 @@ class JobManager:
             return sorted(self._all.values(), key=lambda j: j.submitted_at)
 
     def track(self, job: Job) -> None:
+        """Follow a job until it ends (again, after a retry)."""
         with self._cond:
             self._all[job.id] = job
-            if job not in self._active:
-                job._next_poll = 0.0
-                job._poll_failures = 0
-                self._active.append(job)
-            self._ensure_thread()
-            self._cond.notify_all()
+            followed = self._followed.get(job)
+            if followed is None:
+                endpoint = (job._client.http.base_url, job.endpoint_id)
+                followed = self._followed[job] = _Followed(job, endpoint)
+            followed.failures = 0
+            followed.fallback_delay = 0.0
+            # A job being polled right now is put back by its poll thread when the poll returns.
+            if not followed.polling and not followed.queued:
+                self._make_ready(followed)
+            self._ensure_ticker()
 
     def wake(self) -> None:
         with self._cond:
@@ -153,43 +244,91 @@ class JobManager:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
-        self._pool.shutdown(wait=False, cancel_futures=True)
         for client in self._clients.values():
             client.close()
 
-    # -- the thread -------------------------------------------------------------------------------
+    # -- scheduling (all under self._cond) --------------------------------------------------------
 
-    def _ensure_thread(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._thread = threading.Thread(target=self._run, name="rp-notebook-jobs", daemon=True)
-            self._thread.start()
+    def _make_ready(self, followed: _Followed) -> None:
+        queue = self._queues.get(followed.endpoint)
+        if queue is None:
+            queue = self._queues[followed.endpoint] = _EndpointQueue()
+        heapq.heappush(queue.ready, (followed.job.submitted_at, next(self._seq), followed))
+        followed.queued = True
+        self._start_threads_for_work()
+        self._cond.notify()
 
-    def _run(self) -> None:
-        next_tick = time.monotonic() + DISPLAY_TICK
+    def _start_threads_for_work(self) -> None:
+        """Start poll threads until there is one for every poll that could run now."""
+        busy = sum(queue.polling for queue in self._queues.values())
+        takeable = sum(
+            min(len(queue.ready), self.max_concurrent_polls - queue.polling) for queue in self._queues.values()
+        )
+        while self._threads < busy + takeable and not self._closed:
+            self._threads += 1
+            threading.Thread(target=self._poll_loop, name="rp-notebook-poll", daemon=True).start()
+
+    def _take(self) -> _Followed | None:
+        """The oldest due job of an endpoint with a free slot, marked as polling; None if none."""
+        now = time.monotonic()
+        while self._later and self._later[0][0] <= now:
+            _, _, followed = heapq.heappop(self._later)
+            followed.queued = False
+            if not followed.job.done():
+                self._make_ready(followed)
+        best: _EndpointQueue | None = None
+        for queue in self._queues.values():
+            while queue.ready and queue.ready[0][2].job.done():  # cancelled, or ended elsewhere
+                _, _, followed = heapq.heappop(queue.ready)
+                followed.queued = False
+                self._followed.pop(followed.job, None)
+            if not queue.ready or queue.polling >= self.max_concurrent_polls:
+                continue
+            if best is None or queue.ready[0] < best.ready[0]:
+                best = queue
+        if best is None:
+            return None
+        _, _, followed = heapq.heappop(best.ready)
+        followed.queued = False
+        followed.polling = True
+        best.polling += 1
+        return followed
+
+    def _next_due_in(self) -> float | None:
+        if not self._later:
+            return None
+        return max(0.001, self._later[0][0] - time.monotonic())
+
+    def _poll_done(self, followed: _Followed, delay: float) -> None:
+        """A poll returned: free its slot, and queue the job again unless it has ended."""
+        with self._cond:
+            followed.polling = False
+            self._queues[followed.endpoint].polling -= 1
+            if followed.job.done():
+                self._followed.pop(followed.job, None)
+            elif delay <= 0:
+                self._make_ready(followed)
+            else:
+                heapq.heappush(self._later, (time.monotonic() + delay, next(self._seq), followed))
+                followed.queued = True
+            self._cond.notify()  # a slot of this endpoint is free
+
+    # -- the threads ------------------------------------------------------------------------------
+
+    def _poll_loop(self) -> None:
         while True:
             with self._cond:
-                if self._closed:
-                    return
-                self._active = [j for j in self._active if not j.done()]
-                now = time.monotonic()
-                due = sorted(
-                    (j for j in self._active if not j._polling and j._next_poll <= now),
-                    key=lambda j: j.submitted_at,
-                )
-                for job in due[: self._slots]:
-                    job._polling = True
-                    self._slots -= 1
-                    self._pool.submit(self._poll, job)
-                waiting = [j._next_poll for j in self._active if not j._polling]
-                wake_at = min([next_tick, *waiting])
-                self._cond.wait(timeout=max(0.01, min(DISPLAY_TICK, wake_at - now)))
-                running_displayed = [j for j in self._active if j.is_displayed and not j.done()]
-            if time.monotonic() >= next_tick:
-                next_tick = time.monotonic() + DISPLAY_TICK
-                for job in running_displayed:
-                    _quietly(job.refresh_display)
+                followed = self._take()
+                while followed is None:
+                    if self._closed:
+                        self._threads -= 1
+                        return
+                    self._cond.wait(self._next_due_in())
+                    followed = self._take()
+            self._poll(followed)
 
-    def _poll(self, job: Job) -> None:
+    def _poll(self, followed: _Followed) -> None:
+        job = followed.job
         client = job._client
         delay = 0.0
         try:
@@ -198,29 +337,42 @@ class JobManager:
                 body = client.status_sync(job.endpoint_id, job.id, wait_ms=wait_ms)
             else:
                 body = client.status(job.endpoint_id, job.id)
-            job._poll_failures = 0
+            followed.failures = 0
             if not client.status_sync_supported:
                 # Polling without long-poll: quick at first (short jobs), then back off.
-                job._fallback_delay = min(
-                    FALLBACK_MAX_DELAY, job._fallback_delay * 1.5 or FALLBACK_FIRST_DELAY
+                followed.fallback_delay = min(
+                    FALLBACK_MAX_DELAY, followed.fallback_delay * 1.5 or FALLBACK_FIRST_DELAY
                 )
-                delay = job._fallback_delay
+                delay = followed.fallback_delay
             job._apply(body)
         except (NotFoundError, AuthenticationError) as exc:
             job._fail(exc)
         except RunpodError as exc:
-            job._poll_failures += 1
+            followed.failures += 1
             job.last_poll_error = exc
-            delay = min(ERROR_MAX_DELAY, 0.5 * 2 ** min(job._poll_failures, 6))
+            delay = min(ERROR_MAX_DELAY, 0.5 * 2 ** min(followed.failures, 6))
             _quietly(job.refresh_display)
         except Exception as exc:  # noqa: BLE001 - a bug must not kill the poller; the job carries it
             job._fail(RunpodError(f"internal error while following job {job.id}: {exc!r}"))
         finally:
+            self._poll_done(followed, delay)
+
+    def _ensure_ticker(self) -> None:
+        if self._ticker is None and not self._closed:
+            self._ticker = threading.Thread(target=self._tick_loop, name="rp-notebook-display", daemon=True)
+            self._ticker.start()
+
+    def _tick_loop(self) -> None:
+        """Re-render running displayed jobs once a second (elapsed time); ends when nothing is followed."""
+        while True:
             with self._cond:
-                job._next_poll = time.monotonic() + delay
-                job._polling = False
-                self._slots += 1
-                self._cond.notify_all()
+                self._cond.wait(DISPLAY_TICK)
+                if self._closed or not self._followed:
+                    self._ticker = None
+                    return
+                displayed = [job for job in self._followed if job.is_displayed and not job.done()]
+            for job in displayed:
+                _quietly(job.refresh_display)
 
 
 def _quietly(fn: Any) -> None:

@@ -1,0 +1,191 @@
+"""ModelPanel: what the TTS and layers panels share.
+
+A panel is a form built from the model's fields (`_fields.FieldForm`), Generate and Cancel buttons,
+a live status line and a history of results, newest first.
+
+- Generate validates and submits through `rp_notebook._api.submit`, the path the magics take, so a
+  bad value is refused before any request with the same message (naming the field), shown in
+  the status line. The click returns as soon as the one `run` request is answered.
+- The job's end arrives through `Job.add_done_callback` on a poller thread, which adds the result
+  to the history by setting `children`; the shared ticker (`_common.TICKER`) redraws the status
+  line of jobs in flight once a second (elapsed time, queued -> running, the worker's progress).
+- Cancel cancels every job of this panel that is still queued or running.
+
+Nothing from the settings is put into a widget: the endpoint is resolved when a job is submitted,
+and the API key stays in the client.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, ClassVar
+
+import ipywidgets as widgets
+
+from .. import _api
+from ..client import JobStatus
+from ..jobs import Job
+from ..models import MODELS
+from ._common import TICKER, error_html, guarded, job_status_html, note_html
+from ._fields import FieldForm
+
+__all__ = ["ModelPanel"]
+
+#: Older results are dropped from a panel's history past this many (each holds its audio or layers).
+MAX_HISTORY = 50
+
+
+class ModelPanel(widgets.VBox):
+    """Base class: subclasses set `model`, build their own inputs, then call `super().__init__`."""
+
+    model: ClassVar[str]
+    #: Fields shown up front; the spec's other fields go under "more options".
+    main_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *, endpoint: str | None = None, special: tuple[widgets.Widget, ...] = ()) -> None:
+        self.spec = MODELS[self.model]
+        #: The endpoint id to submit to; None uses the one configured for the model at submit time.
+        self.endpoint = endpoint
+        #: Every job submitted from this panel, oldest first.
+        self.jobs: list[Job] = []
+        self._lock = threading.RLock()
+        self._in_flight: list[Job] = []
+        # job id -> (the inputs sent, their description), until the job ends and joins the history.
+        self._submitted: dict[str, tuple[dict[str, Any], str]] = {}
+        self._error: BaseException | None = None
+
+        prefix = f"rp-{self.model}"
+        self.generate_button = widgets.Button(description="Generate", button_style="primary", icon="play")
+        self.cancel_button = widgets.Button(description="Cancel", icon="stop", disabled=True)
+        self.status = widgets.HTML(note_html("ready"))
+        self.history = widgets.VBox()
+        self.generate_button.add_class(f"{prefix}-generate")
+        self.cancel_button.add_class(f"{prefix}-cancel")
+        self.status.add_class(f"{prefix}-status")
+        self.history.add_class(f"{prefix}-history")
+        self.generate_button.on_click(self._on_generate)
+        self.cancel_button.on_click(self._on_cancel)
+
+        main = [self.form[name] for name in self.main_fields if name in self.form]
+        rest = [
+            control
+            for name, control in self.form.controls.items()
+            if name not in self.main_fields and not any(control is widget for widget in special)
+        ]
+        sections: list[widgets.Widget] = [*special, *main]
+        if rest:
+            more = widgets.Accordion(children=[widgets.VBox(rest)], titles=("more options",), selected_index=None)
+            more.add_class(f"{prefix}-more")
+            sections.append(more)
+        super().__init__(
+            [
+                widgets.HTML(f"<b>{self.spec.title}</b>"),
+                *sections,
+                widgets.HBox([self.generate_button, self.cancel_button]),
+                self.status,
+                self.history,
+            ]
+        )
+        self.add_class(f"{prefix}-panel")
+        TICKER.add(self)
+
+    #: Built by the subclass before `super().__init__`.
+    form: FieldForm
+
+    # -- what subclasses provide ----------------------------------------------------------------------
+
+    def _inputs(self) -> tuple[dict[str, Any], str]:
+        """(the raw inputs to submit, a short description of them for the history)."""
+        raise NotImplementedError
+
+    def _history_entry(
+        self, job: Job, result: Any, inputs: dict[str, Any], described: str
+    ) -> widgets.Widget:
+        raise NotImplementedError
+
+    # -- actions ----------------------------------------------------------------------------------------
+
+    @guarded
+    def generate(self) -> Job | None:
+        """What Generate does: validate and submit the panel's values.
+
+        Returns the job, or None when it was refused (the reason is in the status line).
+        """
+        inputs, described = self._inputs()
+        job = _api.submit(self.model, endpoint=self.endpoint, **inputs)
+        job.watch()  # polled in short rounds, so the status line shows running and progress
+        with self._lock:
+            self._error = None
+            self.jobs.append(job)
+            self._in_flight.append(job)
+            self._submitted[job.id] = (inputs, described)
+        self._refresh()
+        job.add_done_callback(self._on_done)
+        return job
+
+    @guarded
+    def cancel(self) -> None:
+        """What Cancel does: cancel every job of this panel still queued or running."""
+        with self._lock:
+            jobs = list(self._in_flight)
+        first_error: Exception | None = None
+        for job in jobs:
+            try:
+                job.cancel()
+            except Exception as exc:  # noqa: BLE001 - try the others, then report the first problem
+                first_error = first_error or exc
+        if first_error is not None:
+            raise first_error
+        self._refresh()
+
+    def close(self) -> None:
+        TICKER.discard(self)
+        super().close()
+
+    # -- callbacks --------------------------------------------------------------------------------------
+
+    def _on_generate(self, _button: widgets.Button) -> None:
+        self.generate()
+
+    def _on_cancel(self, _button: widgets.Button) -> None:
+        self.cancel()
+
+    @guarded
+    def _on_done(self, job: Job) -> None:
+        # On a poller thread (or the main thread, after a cancel): set traits only.
+        with self._lock:
+            if job in self._in_flight:
+                self._in_flight.remove(job)
+            inputs, described = self._submitted.pop(job.id, ({}, ""))
+        if job.status == JobStatus.COMPLETED and job.exception(timeout=0) is None:
+            entry = self._history_entry(job, job.result(timeout=0), inputs, described)
+            entry.add_class(f"rp-{self.model}-entry")
+            with self._lock:
+                self.history.children = (entry, *self.history.children)[:MAX_HISTORY]
+        self._refresh()
+
+    def _tick(self) -> None:
+        if self._in_flight:
+            self._refresh()
+
+    def _show_error(self, exc: BaseException) -> None:
+        with self._lock:
+            self._error = exc
+        self._refresh()
+
+    def _refresh(self) -> None:
+        with self._lock:
+            latest = self.jobs[-1] if self.jobs else None
+            others = sum(1 for job in self._in_flight if job is not latest)
+            lines = []
+            if self._error is not None:
+                lines.append(error_html(self._error))
+            if latest is not None:
+                lines.append(job_status_html(latest, more=others))
+            self.status.value = "<br>".join(lines) or note_html("ready")
+            self.cancel_button.disabled = not self._in_flight
+
+    def __repr__(self) -> str:
+        # Short and stable: nbval compares a cell's text/plain, and widget reprs list every trait.
+        shown = f"endpoint={self.endpoint!r}" if self.endpoint else ""
+        return f"{type(self).__name__}({shown})"
