@@ -5,7 +5,8 @@
     %runpod tts "Hello from Runpod"  # returns at once; turns into an audio player when done
 
 From Python: `rp_notebook.tts("Hello")` and `rp_notebook.layers("photo.png")` return a Job;
-`job.result()` or `await job` gives the audio or the layers.
+`job.result()` or `await job` gives the audio or the layers. `tts_many(texts)` and
+`layers_many(images)` return a Batch; `panel("tts" | "layers" | "jobs")` an interactive panel.
 
 Importing this package is cheap on purpose: public names load on first use, and the runpod SDK,
 aiohttp and the local endpoint's server are never imported on this path.
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 # name -> module that defines it (loaded on first attribute access)
 _EXPORTS = {
     "AudioResult": ".results",
+    "Batch": ".jobs",
     "Job": ".jobs",
     "JobManager": ".jobs",
     "JobsClient": ".client",
@@ -32,15 +34,19 @@ _EXPORTS = {
     "errors": ".errors",
     "get_manager": ".jobs",
     "layers": "._api",
+    "layers_many": "._api",
+    "panel": "._api",
     "start_local": "._api",
     "stop_local": "._api",
     "submit": "._api",
     "tts": "._api",
+    "tts_many": "._api",
 }
 
 __all__ = [
     "MODELS",
     "AudioResult",
+    "Batch",
     "Job",
     "JobManager",
     "JobStatus",
@@ -52,20 +58,23 @@ __all__ = [
     "errors",
     "get_manager",
     "layers",
+    "layers_many",
     "load_ipython_extension",
+    "panel",
     "start_local",
     "stop_local",
     "submit",
     "tts",
+    "tts_many",
     "unload_ipython_extension",
 ]
 
 if TYPE_CHECKING:
     from . import errors
-    from ._api import layers, start_local, stop_local, submit, tts
+    from ._api import layers, layers_many, panel, start_local, stop_local, submit, tts, tts_many
     from .client import JobsClient, JobStatus
     from .config import configure, current_settings
-    from .jobs import Job, JobManager, get_manager
+    from .jobs import Batch, Job, JobManager, get_manager
     from .models import MODELS
     from .results import AudioResult, LayersResult
 

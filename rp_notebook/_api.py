@@ -9,19 +9,37 @@ from __future__ import annotations
 import atexit
 import base64
 import io
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .config import configure, current_settings
 from .errors import InputError
-from .jobs import Job, get_manager
+from .jobs import Batch, BatchInputError, Job, get_manager
 from .models import LAYERS, MODELS, ModelSpec
 from .models.layers import check_image_size
 
 if TYPE_CHECKING:
+    import ipywidgets
+
     from .local import LocalEndpoint
 
-__all__ = ["layers", "prepare_input", "start_local", "stop_local", "submit", "tts"]
+__all__ = [
+    "layers",
+    "layers_many",
+    "panel",
+    "prepare_input",
+    "start_local",
+    "stop_local",
+    "submit",
+    "submit_many",
+    "tts",
+    "tts_many",
+]
+
+#: Runs in flight at once while a batch is submitted.
+BATCH_PARALLEL = 8
+PANELS = ("tts", "layers", "jobs")
 
 #: Role -> endpoint id on the local endpoint (`rp-notebook local up`).
 LOCAL_ENDPOINTS = {"tts": "local-tts", "layers": "local-layers"}
@@ -59,11 +77,7 @@ def submit(
     result in your bucket and return URLs, which the result then fetches. policy and webhook are
     passed to Runpod as they are (executionTimeout, ttl, lowPriority; a URL called on completion).
     """
-    try:
-        spec = MODELS[model]
-    except KeyError:
-        raise InputError("model", f"unknown model {model!r}; known: {', '.join(MODELS)}") from None
-    clean = prepare_input(spec, inputs)
+    clean = prepare_input(_spec(model), inputs)
     settings = current_settings()
     endpoint_id = endpoint or settings.endpoint_for(model)
     options = {"s3_config": s3_config, "policy": policy, "webhook": webhook}
@@ -81,6 +95,79 @@ def layers(image: Any, *, endpoint: str | None = None, **params: Any) -> Job:
     """Split `image` (a path, URL, bytes or PIL image) into RGBA layers. Params: layers, resolution,
     prompt, negative_prompt, num_inference_steps, true_cfg_scale, seed, cfg_normalize, use_en_prompt."""
     return submit("layers", endpoint=endpoint, image=image, **params)
+
+
+def submit_many(
+    model: str,
+    inputs: Iterable[Mapping[str, Any]],
+    *,
+    endpoint: str | None = None,
+    max_parallel: int = BATCH_PARALLEL,
+    **common: Any,
+) -> Batch:
+    """One job per input (each a dict of fields, over the `common` ones); returns a Batch at once.
+
+    Every input is validated first: if any is bad, BatchInputError lists them all by index and
+    nothing is sent. Then a few `run` requests go out at a time.
+    """
+    spec = _spec(model)
+    items = list(inputs)
+    if not items:
+        raise InputError("inputs", "the batch is empty")
+    clean: list[dict[str, Any]] = []
+    errors: list[tuple[int, InputError]] = []
+    for index, item in enumerate(items):
+        try:
+            clean.append(prepare_input(spec, {**common, **item}))
+        except InputError as exc:
+            errors.append((index, exc))
+    if errors:
+        raise BatchInputError(errors, len(items))
+    settings = current_settings()
+    endpoint_id = endpoint or settings.endpoint_for(model)
+    submitted = get_manager().submit_many(
+        endpoint_id, clean, model=model, settings=settings, max_parallel=max_parallel
+    )
+    return Batch(model, endpoint_id, submitted)
+
+
+def tts_many(
+    texts: Iterable[str | Mapping[str, Any]], *, endpoint: str | None = None, **params: Any
+) -> Batch:
+    """Speak each text as its own job; returns a Batch. An item may also be a dict of fields
+    ({"text": ..., "voice": ...}) overriding `params` for that input."""
+    if isinstance(texts, str):
+        raise InputError("texts", "expected a list of texts; for a single text use tts()")
+    items = [item if isinstance(item, Mapping) else {"text": item} for item in texts]
+    return submit_many("tts", items, endpoint=endpoint, **params)
+
+
+def layers_many(images: Iterable[Any], *, endpoint: str | None = None, **params: Any) -> Batch:
+    """Split each image (path, URL, bytes, PIL image, or a dict of fields) into layers; returns a Batch."""
+    if isinstance(images, str | bytes | Path):
+        raise InputError("images", "expected a list of images; for a single image use layers()")
+    items = [item if isinstance(item, Mapping) else {"image": item} for item in images]
+    return submit_many("layers", items, endpoint=endpoint, **params)
+
+
+def panel(kind: str = "tts", *, endpoint: str | None = None, **options: Any) -> ipywidgets.Widget:
+    """An interactive panel: "tts" (text to speech), "layers" (layered images) or "jobs".
+
+    endpoint: the endpoint id for a model panel (default: the configured one, read at each submit).
+    Options: `voices` (name -> file path or URL of a reference clip) and `text` for "tts";
+    `max_rows` for "jobs".
+    """
+    from . import widgets
+
+    if kind == "tts":
+        return widgets.TTSPanel(endpoint=endpoint, **options)
+    if kind == "layers":
+        return widgets.LayersPanel(endpoint=endpoint, **options)
+    if kind == "jobs":
+        if endpoint is not None:
+            raise InputError("endpoint", "the jobs panel lists the jobs of every endpoint; it takes none")
+        return widgets.JobsPanel(**options)
+    raise InputError("panel", f"unknown panel {kind!r}; panels: {', '.join(PANELS)}")
 
 
 _local: LocalEndpoint | None = None
@@ -113,6 +200,13 @@ def stop_local() -> None:
 
 def local_endpoint() -> LocalEndpoint | None:
     return _local if _local is not None and _local.running else None
+
+
+def _spec(model: str) -> ModelSpec:
+    try:
+        return MODELS[model]
+    except KeyError:
+        raise InputError("model", f"unknown model {model!r}; known: {', '.join(MODELS)}") from None
 
 
 def _media_value(name: str, value: Any) -> Any:

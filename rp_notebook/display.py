@@ -54,7 +54,8 @@ def job_bundle(job: Job) -> dict[str, Any]:
     bundle = _job_bundle(job)
     if job.player is not None:
         view = job.player._repr_mimebundle_() or {}
-        bundle.update({k: v for k, v in view.items() if k != "text/plain"})
+        data = view[0] if isinstance(view, tuple) else view  # anywidget returns (data, metadata)
+        bundle.update({k: v for k, v in data.items() if k != "text/plain"})
     return bundle
 
 

@@ -16,6 +16,7 @@ def test_defaults_are_filled_and_valid_input_passes_through():
         "seed": 42,
         "language": "en",
         "format": "wav",
+        "stream": True,
     }
 
 

@@ -10,6 +10,7 @@ def test_public_names_are_exactly_the_documented_ones():
     assert sorted(rp_notebook.__all__) == sorted(
         [
             "AudioResult",
+            "Batch",
             "Job",
             "JobManager",
             "JobStatus",
@@ -22,11 +23,14 @@ def test_public_names_are_exactly_the_documented_ones():
             "errors",
             "get_manager",
             "layers",
+            "layers_many",
             "load_ipython_extension",
+            "panel",
             "start_local",
             "stop_local",
             "submit",
             "tts",
+            "tts_many",
             "unload_ipython_extension",
         ]
     )

@@ -15,11 +15,17 @@ How jobs are followed (sized for hundreds in flight):
   (which cannot end before they run) wait for a slot. Per-endpoint slots mean a backlog of 500 jobs
   on one endpoint never makes another endpoint's job wait for a slot.
 - The poll threads take the next job themselves, with no scheduler in between; they are started
-  when there is work for them and sleep on a condition when there is none (no polling of our own).
+  when there is work for them, sleep on a condition when there is none (no polling of our own) and
+  end after 30 s without work.
 - Long-polls last `long_poll_ms` (60 s): a job that runs for a minute costs a single status-sync.
   Displayed jobs poll in short rounds instead, so their line shows IN_QUEUE -> IN_PROGRESS and
   the worker's progress as they happen.
 - Where a server lacks status-sync, plain `status` is polled with a backoff (0.25 s growing to 3 s).
+- A job that streams its result (`Job.streams`: TTS with `stream`, submitted alone) reads `/stream`
+  every 0.25 s while it runs (backing off to 2 s while it is queued), so its parts reach the player
+  as they are made; once the stream says the job ended, one status-sync fetches the whole result.
+  Jobs of `submit_many` do not: nobody plays 500 parts lists, and it would cost a request per job
+  every quarter second.
 - Poll errors (network, 5xx, 429) are kept on the job and shown in its display, and polling goes
   on with a backoff: the result stays on Runpod for 30 minutes after the job ends. A job the
   server no longer knows (404) or a refused key ends the handle with that error.
@@ -39,7 +45,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..client import JobsClient
+from ..client import TERMINAL_STATES, JobsClient, JobStatus, RequestBudget
 from ..config import Settings, current_settings
 from ..errors import AuthenticationError, NotFoundError, RunpodError
 from ._job import Job
@@ -51,10 +57,13 @@ LONG_POLL_MS = 60_000
 #: IN_QUEUE -> IN_PROGRESS and the worker's progress as they happen.
 DISPLAYED_LONG_POLL_MS = 2_000
 MAX_CONCURRENT_POLLS = 32
+STREAM_POLL_S = 0.25
+STREAM_QUEUED_MAX_DELAY = 2.0
 FALLBACK_FIRST_DELAY = 0.25
 FALLBACK_MAX_DELAY = 3.0
 ERROR_MAX_DELAY = 10.0
 DISPLAY_TICK = 1.0
+IDLE_THREAD_EXIT_S = 30.0
 
 _EndpointKey = tuple[str, str]  # (job API base URL, endpoint id)
 
@@ -69,6 +78,8 @@ class _Followed:
     polling: bool = False
     failures: int = 0
     fallback_delay: float = 0.0
+    stream_delay: float = 0.0
+    stream_ended: bool = False  # /stream said the job ended: the result comes from status-sync
 
 
 @dataclass(eq=False)
@@ -92,7 +103,7 @@ class JobManager:
         *,
         max_concurrent_polls: int = MAX_CONCURRENT_POLLS,
         long_poll_ms: int = LONG_POLL_MS,
-        budget: Any = None,
+        budget: RequestBudget | None = None,
     ) -> None:
         if max_concurrent_polls < 1:
             raise ValueError("max_concurrent_polls must be >= 1")
@@ -109,6 +120,7 @@ class JobManager:
         self._threads = 0
         self._ticker: threading.Thread | None = None
         self._closed = False
+        self._closed_event = threading.Event()  # the display thread sleeps on this, not on _cond
 
     # -- public -----------------------------------------------------------------------------------
 
@@ -133,9 +145,12 @@ class JobManager:
         *,
         model: str | None = None,
         settings: Settings | None = None,
+        follow_stream: bool = True,
         **run_options: Any,
     ) -> Job:
-        """Queue a job (one `run` request, in the calling thread so errors surface here) and follow it."""
+        """Queue a job (one `run` request, in the calling thread so errors surface here) and follow it.
+
+        follow_stream: read the parts of a streaming job (input `stream: true`) as they come."""
         client = self.client(settings)
         submitted_at = time.time()
         body = client.run(endpoint_id, input, **run_options)
@@ -147,6 +162,8 @@ class JobManager:
             model=model,
             status=body.get("status", "IN_QUEUE"),
             submitted_at=submitted_at,
+            input=input,
+            streams=follow_stream and bool(input.get("stream")),
         )
         job.body = body
         self.track(job)
@@ -171,7 +188,14 @@ class JobManager:
 
         def one(payload: dict[str, Any]) -> Job | RunpodError:
             try:
-                return self.submit(endpoint_id, payload, model=model, settings=client.settings, **run_options)
+                return self.submit(
+                    endpoint_id,
+                    payload,
+                    model=model,
+                    settings=client.settings,
+                    follow_stream=False,
+                    **run_options,
+                )
             except RunpodError as exc:
                 return exc
 
@@ -230,7 +254,8 @@ class JobManager:
                 endpoint = (job._client.http.base_url, job.endpoint_id)
                 followed = self._followed[job] = _Followed(job, endpoint)
             followed.failures = 0
-            followed.fallback_delay = 0.0
+            followed.fallback_delay = followed.stream_delay = 0.0
+            followed.stream_ended = False
             # A job being polled right now is put back by its poll thread when the poll returns.
             if not followed.polling and not followed.queued:
                 self._make_ready(followed)
@@ -244,6 +269,7 @@ class JobManager:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+        self._closed_event.set()
         for client in self._clients.values():
             client.close()
 
@@ -262,7 +288,8 @@ class JobManager:
         """Start poll threads until there is one for every poll that could run now."""
         busy = sum(queue.polling for queue in self._queues.values())
         takeable = sum(
-            min(len(queue.ready), self.max_concurrent_polls - queue.polling) for queue in self._queues.values()
+            min(len(queue.ready), self.max_concurrent_polls - queue.polling)
+            for queue in self._queues.values()
         )
         while self._threads < busy + takeable and not self._closed:
             self._threads += 1
@@ -274,7 +301,9 @@ class JobManager:
         while self._later and self._later[0][0] <= now:
             _, _, followed = heapq.heappop(self._later)
             followed.queued = False
-            if not followed.job.done():
+            if followed.job.done():
+                self._followed.pop(followed.job, None)
+            else:
                 self._make_ready(followed)
         best: _EndpointQueue | None = None
         for queue in self._queues.values():
@@ -318,33 +347,29 @@ class JobManager:
     def _poll_loop(self) -> None:
         while True:
             with self._cond:
-                followed = self._take()
+                followed = None
                 while followed is None:
                     if self._closed:
                         self._threads -= 1
                         return
-                    self._cond.wait(self._next_due_in())
                     followed = self._take()
+                    if followed is None:
+                        due_in = self._next_due_in()
+                        woken = self._cond.wait(IDLE_THREAD_EXIT_S if due_in is None else due_in)
+                        if not woken and due_in is None:  # idle a while: end (restarted for new work)
+                            self._threads -= 1
+                            return
             self._poll(followed)
 
     def _poll(self, followed: _Followed) -> None:
         job = followed.job
-        client = job._client
         delay = 0.0
         try:
-            if client.status_sync_supported:
-                wait_ms = DISPLAYED_LONG_POLL_MS if job.is_displayed else self.long_poll_ms
-                body = client.status_sync(job.endpoint_id, job.id, wait_ms=wait_ms)
+            if job.streams and not followed.stream_ended:
+                delay = self._read_stream(followed)
             else:
-                body = client.status(job.endpoint_id, job.id)
+                delay = self._read_status(followed)
             followed.failures = 0
-            if not client.status_sync_supported:
-                # Polling without long-poll: quick at first (short jobs), then back off.
-                followed.fallback_delay = min(
-                    FALLBACK_MAX_DELAY, followed.fallback_delay * 1.5 or FALLBACK_FIRST_DELAY
-                )
-                delay = followed.fallback_delay
-            job._apply(body)
         except (NotFoundError, AuthenticationError) as exc:
             job._fail(exc)
         except RunpodError as exc:
@@ -357,6 +382,39 @@ class JobManager:
         finally:
             self._poll_done(followed, delay)
 
+    def _read_status(self, followed: _Followed) -> float:
+        """One status-sync long-poll (or plain status); returns the delay before the next poll."""
+        job, client = followed.job, followed.job._client
+        delay = 0.0
+        if client.status_sync_supported:
+            wait_ms = DISPLAYED_LONG_POLL_MS if job.is_displayed else self.long_poll_ms
+            body = client.status_sync(job.endpoint_id, job.id, wait_ms=wait_ms)
+        else:
+            body = client.status(job.endpoint_id, job.id)
+        if not client.status_sync_supported:
+            # Polling without long-poll: quick at first (short jobs), then back off.
+            followed.fallback_delay = min(
+                FALLBACK_MAX_DELAY, followed.fallback_delay * 1.5 or FALLBACK_FIRST_DELAY
+            )
+            delay = followed.fallback_delay
+        job._apply(body)
+        return delay
+
+    def _read_stream(self, followed: _Followed) -> float:
+        """One /stream read: new parts to the job; returns the delay before the next read."""
+        job = followed.job
+        body = job._client.stream(job.endpoint_id, job.id)
+        job._apply_stream(body)
+        status = body.get("status")
+        if status in TERMINAL_STATES:
+            followed.stream_ended = True  # every part has been read; status-sync answers at once
+            return 0.0
+        if status == JobStatus.IN_QUEUE:
+            followed.stream_delay = min(STREAM_QUEUED_MAX_DELAY, followed.stream_delay * 1.5 or STREAM_POLL_S)
+            return followed.stream_delay
+        followed.stream_delay = 0.0
+        return STREAM_POLL_S
+
     def _ensure_ticker(self) -> None:
         if self._ticker is None and not self._closed:
             self._ticker = threading.Thread(target=self._tick_loop, name="rp-notebook-display", daemon=True)
@@ -365,8 +423,9 @@ class JobManager:
     def _tick_loop(self) -> None:
         """Re-render running displayed jobs once a second (elapsed time); ends when nothing is followed."""
         while True:
+            # Not a wait on _cond: a notify meant for a poll thread must never be spent here.
+            self._closed_event.wait(DISPLAY_TICK)
             with self._cond:
-                self._cond.wait(DISPLAY_TICK)
                 if self._closed or not self._followed:
                     self._ticker = None
                     return

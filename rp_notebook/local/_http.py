@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from ..client._budget import RUNPOD_RATE_LIMITS
+from ._limits import EndpointRateLimiter
 from ._state import EndpointState
 
 __all__ = ["CONTEXT", "ServerContext", "error_middleware", "json_error", "query_ms"]
@@ -22,11 +24,13 @@ log = logging.getLogger("rp_notebook.local")
 
 @dataclass
 class ServerContext:
-    """What the routes need: the endpoints, the client API key and the worker token."""
+    """What the routes need: the endpoints, the client API key, the worker token, the rate limiter."""
 
     api_key: str
     worker_token: str
     endpoints: dict[str, EndpointState] = field(default_factory=dict)
+    limiter: EndpointRateLimiter = field(default_factory=lambda: EndpointRateLimiter(RUNPOD_RATE_LIMITS))
+    network_delay_s: float = 0.0  # a simulated round trip on every job-API request (benchmarks)
     job_take_hold_s: float = 30.0  # the SDK gives up on a job-take after 90 s
     job_stop_hold_s: float = 30.0
 

@@ -13,12 +13,18 @@
 status, status-sync and stream also answer POST (the SDK's local dev server only takes POST there).
 
 Auth is `Authorization: Bearer <key>` or the bare key (Runpod's docs show both): 401 otherwise,
-checked before anything else. Then 404 for an unknown endpoint or job. Bodies over 10 MB (run) or
-20 MB (runsync) get 413; malformed JSON or a missing `input` gets 400.
+checked before anything else. Then 404 for an unknown endpoint, then Runpod's per-endpoint rate
+limits (429 with Retry-After, see `_limits.py`), then 404 for an unknown job. Bodies over 10 MB (run)
+or 20 MB (runsync) get 413; malformed JSON or a missing `input` gets 400.
+
+One route is not Runpod's, and says so in its path:
+
+    GET  /_local/{ep}/rate-limits          requests let through and refused (429), per operation
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 from collections.abc import Awaitable, Callable
@@ -54,20 +60,39 @@ def _authorized(request: web.Request) -> bool:
     return bool(header) and hmac.compare_digest(header.encode(), expected.encode())
 
 
-def _endpoint_route(handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """Check the API key, resolve the endpoint, turn _ApiError / StateError into JSON errors."""
+def _endpoint_route(
+    operation: str, handler: Handler
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """Check the API key, resolve the endpoint, apply the rate limits of `operation`, turn
+    _ApiError / StateError into JSON errors."""
 
     async def route(request: web.Request) -> web.StreamResponse:
+        context = request.app[CONTEXT]
         if not _authorized(request):
             return json_error(401, "Unauthorized: missing or invalid API key (Authorization: Bearer <key>)")
         endpoint_id = request.match_info["endpoint_id"]
-        endpoint = request.app[CONTEXT].endpoints.get(endpoint_id)
+        endpoint = context.endpoints.get(endpoint_id)
         if endpoint is None:
             return json_error(404, f"endpoint {endpoint_id!r} not found")
+        retry_after = context.limiter.admit(endpoint_id, operation)
+        if retry_after is not None:
+            response = json_error(
+                429,
+                f"Too many requests: {context.limiter.describe(operation)}; retry after {retry_after:g} s",
+            )
+            response.headers["Retry-After"] = f"{retry_after:g}"
+            return response
+        if context.network_delay_s:
+            await asyncio.sleep(context.network_delay_s / 2)  # the request's way here...
         try:
-            return await handler(request, endpoint)
+            response = await handler(request, endpoint)
         except (_ApiError, StateError) as exc:
-            return json_error(exc.status, exc.message)
+            response = json_error(exc.status, exc.message)
+        finally:
+            context.limiter.release(endpoint_id, operation)
+        if context.network_delay_s:
+            await asyncio.sleep(context.network_delay_s / 2)  # ...and the answer's way back
+        return response
 
     route.__name__ = handler.__name__
     return route
@@ -174,19 +199,32 @@ async def health(request: web.Request, endpoint: EndpointState) -> web.StreamRes
     return web.json_response(endpoint.health())
 
 
+async def rate_limit_stats(request: web.Request) -> web.StreamResponse:
+    """Local only: the limiter's counts for one endpoint (not counted or limited itself)."""
+    if not _authorized(request):
+        return json_error(401, "Unauthorized: missing or invalid API key (Authorization: Bearer <key>)")
+    context = request.app[CONTEXT]
+    endpoint_id = request.match_info["endpoint_id"]
+    if endpoint_id not in context.endpoints:
+        return json_error(404, f"endpoint {endpoint_id!r} not found")
+    return web.json_response(context.limiter.stats(endpoint_id).to_json())
+
+
 def add_job_routes(app: web.Application, *, status_sync: bool = True) -> None:
     """Register the job API. status_sync=False mimics a server without that (undocumented) route."""
     prefix = "/v2/{endpoint_id}"
-    app.router.add_post(f"{prefix}/run", _endpoint_route(run))
-    app.router.add_post(f"{prefix}/runsync", _endpoint_route(runsync))
+    # The first argument of _endpoint_route names the operation as Runpod's rate-limit table does.
+    app.router.add_post(f"{prefix}/run", _endpoint_route("run", run))
+    app.router.add_post(f"{prefix}/runsync", _endpoint_route("runsync", runsync))
     for method in ("GET", "POST"):  # GET is what the SDKs send; POST as the local dev server takes it
-        app.router.add_route(method, f"{prefix}/status/{{job_id}}", _endpoint_route(status))
+        app.router.add_route(method, f"{prefix}/status/{{job_id}}", _endpoint_route("status", status))
         if status_sync:
             app.router.add_route(
-                method, f"{prefix}/status-sync/{{job_id}}", _endpoint_route(status_sync_route)
+                method, f"{prefix}/status-sync/{{job_id}}", _endpoint_route("status-sync", status_sync_route)
             )
-        app.router.add_route(method, f"{prefix}/stream/{{job_id}}", _endpoint_route(stream))
-    app.router.add_post(f"{prefix}/cancel/{{job_id}}", _endpoint_route(cancel))
-    app.router.add_post(f"{prefix}/retry/{{job_id}}", _endpoint_route(retry))
-    app.router.add_post(f"{prefix}/purge-queue", _endpoint_route(purge_queue))
-    app.router.add_get(f"{prefix}/health", _endpoint_route(health))
+        app.router.add_route(method, f"{prefix}/stream/{{job_id}}", _endpoint_route("stream", stream))
+    app.router.add_post(f"{prefix}/cancel/{{job_id}}", _endpoint_route("cancel", cancel))
+    app.router.add_post(f"{prefix}/retry/{{job_id}}", _endpoint_route("retry", retry))
+    app.router.add_post(f"{prefix}/purge-queue", _endpoint_route("purge-queue", purge_queue))
+    app.router.add_get(f"{prefix}/health", _endpoint_route("health", health))
+    app.router.add_get("/_local/{endpoint_id}/rate-limits", rate_limit_stats)

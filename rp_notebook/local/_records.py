@@ -153,6 +153,10 @@ class Job:
             attempt=self.attempt,
             late_results=self.late_results,
             pending_stream_chunks=len(self.stream),
+            # Wall-clock time, so another process (a benchmark's client) can compare it with its own.
+            finished_at=None
+            if self.finished_at is None
+            else time.time() - (time.monotonic() - self.finished_at),
         )
 
 
@@ -168,6 +172,7 @@ class JobInfo:
     attempt: int
     late_results: int
     pending_stream_chunks: int
+    finished_at: float | None = None  # time.time() when the job reached its end state
 
     @property
     def late_result_received(self) -> bool:

@@ -10,9 +10,14 @@ process, which ties the workers' PR_SET_PDEATHSIG to the server's lifetime (see 
         requests.post(f"{server.job_api_url}/echo/runsync", json={"input": {}},
                       headers={"Authorization": f"Bearer {server.api_key}"})
 
+Rate limits: Runpod's per-endpoint table by default (`rate_limits=`, None for none); over them the
+job API answers 429 with Retry-After. `rate_limit_stats(endpoint_id)` counts every job-API request,
+let through or refused, per operation (see `_limits.py`).
+
 State dir (a fresh temp dir unless given; a temp dir is removed by `stop()`):
     api_key       the client API key, mode 0600 (the key is never printed or logged)
-    server.json   url, job API url, pid and endpoints, for tools that look for a running server
+    server.json   url, job API url, pid, endpoints and the local-only rate-limit stats URL, for
+                  tools that look for a running server
     logs/<endpoint>/<worker_id>.log   stdout+stderr of each worker process
 """
 
@@ -36,10 +41,12 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from ..client._budget import RUNPOD_RATE_LIMITS, RateLimits
 from ._config import EndpointConfig
 from ._config import default_endpoints as _default_endpoints
 from ._http import CONTEXT, ServerContext, error_middleware
 from ._jobs_api import add_job_routes
+from ._limits import EndpointRateLimiter, RateLimitStats
 from ._records import JobInfo, WorkerInfo
 from ._state import EndpointState
 from ._webhook import WebhookSender
@@ -61,6 +68,10 @@ class LocalEndpoint:
     endpoints: endpoints to add besides the defaults; default_endpoints adds `local-tts`.
     ping_interval_ms: the workers' heartbeat interval (RUNPOD_PING_INTERVAL).
     status_sync: False leaves out the status-sync long-poll, as on a server that lacks it.
+    rate_limits: per-endpoint, per-operation limits (default Runpod's); None enforces none (every
+        request is still counted).
+    network_delay_ms: added to every job-API request, half before and half after it is handled, like
+        the round trip to a remote API (for benchmarks); worker routes are not delayed.
     """
 
     def __init__(
@@ -76,6 +87,8 @@ class LocalEndpoint:
         job_take_hold_s: float = 30.0,
         term_grace_s: float = 2.0,
         status_sync: bool = True,
+        rate_limits: RateLimits | None = RUNPOD_RATE_LIMITS,
+        network_delay_ms: float = 0.0,
     ) -> None:
         self.host = host
         self._status_sync = status_sync
@@ -89,6 +102,8 @@ class LocalEndpoint:
             worker_token=secrets.token_urlsafe(24),
             job_take_hold_s=job_take_hold_s,
             job_stop_hold_s=job_take_hold_s,
+            limiter=EndpointRateLimiter(rate_limits),
+            network_delay_s=network_delay_ms / 1000,
         )
         self._supervisor = WorkerSupervisor(
             base_url="",
@@ -202,6 +217,16 @@ class LocalEndpoint:
 
     def health(self, endpoint_id: str) -> dict[str, Any]:
         return self._call(lambda: self._endpoint(endpoint_id).health())
+
+    def rate_limit_stats(self, endpoint_id: str) -> RateLimitStats:
+        """Job-API requests of the endpoint so far, let through and refused (429), per operation."""
+        self._endpoint(endpoint_id)  # KeyError for an unknown endpoint
+        return self._call(lambda: self._context.limiter.stats(endpoint_id))
+
+    @property
+    def rate_limit_stats_url(self) -> str:
+        """Where another process reads `rate_limit_stats` (GET, API key; `{endpoint_id}` to fill in)."""
+        return f"{self.url}/_local/{{endpoint_id}}/rate-limits"
 
     def _endpoint(self, endpoint_id: str) -> EndpointState:
         try:
@@ -359,6 +384,7 @@ class LocalEndpoint:
             "endpoints": self.endpoint_ids,
             "api_key_file": str(self.api_key_file),
             "logs_dir": str(self.logs_dir),
+            "rate_limit_stats_url": self.rate_limit_stats_url,
         }
         (self.state_dir / "server.json").write_text(json.dumps(info, indent=2) + "\n")
 

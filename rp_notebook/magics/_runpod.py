@@ -3,12 +3,16 @@
 %runpod                         setup status: key set or not (never its value), endpoints
 %runpod tts "Hello" [--opts]    speak; returns a Job handle at once, which turns into a player
 %%runpod tts [--opts]           the cell body is the text
+%%runpod tts --batch [lines]    one job per paragraph (blank-line separated) or per line; a Batch
+%runpod panel tts|layers|jobs   an interactive panel (--endpoint ID; tts: --voices VARIABLE)
 %runpod jobs                    the jobs of this kernel
 %runpod local start|stop|status the local Runpod-compatible endpoint (CPU engines, no account)
 """
 
 from __future__ import annotations
 
+import argparse
+import re
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -18,19 +22,53 @@ from IPython.utils.process import arg_split
 from .. import _api, display
 from ..config import current_settings
 from ..jobs import get_manager
-from ..models import MODELS
-from ._parsing import model_parser, split_inputs
+from ..models import MODELS, ModelSpec
+from ._parsing import MagicArgumentParser, model_parser, split_inputs
 
 __all__ = ["RunpodMagics"]
 
-_SUBCOMMANDS = (*MODELS, "jobs", "local", "help")
+_SUBCOMMANDS = (*MODELS, "panel", "jobs", "local", "help")
+#: --batch: how the text is split into one job each (a bare --batch means paragraphs).
+BATCH_SPLITS = ("paragraphs", "lines")
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+
+
+def _model_parser(spec: ModelSpec) -> argparse.ArgumentParser:
+    parser = model_parser(spec, f"%runpod {spec.name}")
+    parser.add_argument(
+        "--batch",
+        nargs="?",
+        const="paragraphs",
+        default=None,
+        choices=BATCH_SPLITS,
+        help=f"One job per paragraph (blank-line separated) or per line of the {spec.positional}; "
+        "returns a Batch.",
+    )
+    return parser
+
+
+def _panel_parser() -> argparse.ArgumentParser:
+    parser = MagicArgumentParser(prog="%runpod panel", description="An interactive panel.")
+    parser.add_argument("kind", choices=_api.PANELS, help="Which panel.")
+    parser.add_argument("--endpoint", default=None, help="Endpoint id (default: the configured one).")
+    parser.add_argument(
+        "--voices", default=None, help="tts: a variable holding preset voices, name -> file path or URL."
+    )
+    return parser
 
 
 def _help() -> str:
     parts = [__doc__ or ""]
     for spec in MODELS.values():
-        parts.append(model_parser(spec, f"%runpod {spec.name}").format_help())
+        parts.append(_model_parser(spec).format_help())
+    parts.append(_panel_parser().format_help())
     return "\n".join(parts)
+
+
+def split_batch(text: str, how: str) -> list[str]:
+    """The pieces of `text` for --batch: paragraphs (split at blank lines) or lines; blanks dropped."""
+    pieces = text.splitlines() if how == "lines" else _BLANK_LINE.split(text)
+    return [piece.strip() for piece in pieces if piece.strip()]
 
 
 @magics_class
@@ -44,21 +82,17 @@ class RunpodMagics(Magics):
         command, args = words[0], words[1:]
         if command in MODELS:
             spec = MODELS[command]
-            namespace = model_parser(spec, f"%runpod {command}").parse_args(args)
+            namespace = _model_parser(spec).parse_args(args)
+            batch = namespace.batch
+            del namespace.batch  # not a model input
             inputs, endpoint = split_inputs(spec, namespace, cell)
-            for field in spec.fields:
-                # `%runpod layers photo` where `photo` is a variable (a PIL image, bytes, a path).
-                value = inputs.get(field.name)
-                if (
-                    field.media
-                    and isinstance(value, str)
-                    and value.isidentifier()
-                    and value in self.shell.user_ns
-                ):
-                    inputs[field.name] = self.shell.user_ns[value]
-            return _api.submit(command, endpoint=endpoint, **inputs)
+            if batch:
+                return self._batch(spec, inputs, endpoint, batch)
+            return _api.submit(command, endpoint=endpoint, **self._with_variables(spec, inputs))
         if cell is not None:
             raise UsageError(f"%%runpod {command} takes no cell body")
+        if command == "panel":
+            return self._panel(args)
         if command == "jobs":
             return _jobs_table()
         if command == "local":
@@ -70,6 +104,41 @@ class RunpodMagics(Magics):
 
     runpod.__doc__ = _help()
     runpod = line_cell_magic(runpod)
+
+    def _with_variables(self, spec: ModelSpec, inputs: dict[str, Any]) -> dict[str, Any]:
+        """`%runpod layers photo` where `photo` is a variable (a PIL image, bytes, a path)."""
+        resolved = dict(inputs)
+        for field in spec.fields:
+            value = resolved.get(field.name)
+            if (
+                field.media
+                and isinstance(value, str)
+                and value.isidentifier()
+                and value in self.shell.user_ns
+            ):
+                resolved[field.name] = self.shell.user_ns[value]
+        return resolved
+
+    def _batch(self, spec: ModelSpec, inputs: dict[str, Any], endpoint: str | None, how: str) -> Any:
+        text = inputs.pop(spec.positional, None)
+        pieces = split_batch(text, how) if isinstance(text, str) else []
+        if not pieces:
+            raise UsageError(
+                f"--batch needs the {spec.positional}s: one per paragraph (or line) of the cell body"
+            )
+        items = [self._with_variables(spec, {spec.positional: piece}) for piece in pieces]
+        return _api.submit_many(spec.name, items, endpoint=endpoint, **self._with_variables(spec, inputs))
+
+    def _panel(self, args: list[str]) -> Any:
+        namespace = _panel_parser().parse_args(args)
+        options: dict[str, Any] = {}
+        if namespace.voices is not None:
+            if namespace.kind != "tts":
+                raise UsageError("--voices is an option of the tts panel")
+            if namespace.voices not in self.shell.user_ns:
+                raise UsageError(f"--voices: no variable named {namespace.voices!r}")
+            options["voices"] = self.shell.user_ns[namespace.voices]
+        return _api.panel(namespace.kind, endpoint=namespace.endpoint, **options)
 
     def _local(self, args: list[str]) -> Any:
         action = args[0] if args else "status"

@@ -1,5 +1,23 @@
-"""ipywidgets views: the layer gallery (and, later, the model panels and the jobs view)."""
+"""ipywidgets views: the layer gallery, the model panels (TTS, layers) and the jobs panel.
 
+Panels are built from the models' field definitions (`_fields`), submit through the same API as the
+magics, and are updated from background threads by setting traits only (see `_common`).
+"""
+
+from ._fields import FieldForm, field_control, field_value
 from ._gallery import LayersGallery
+from ._jobs_panel import JobsPanel
+from ._layers_panel import LayersPanel
+from ._model_panel import ModelPanel
+from ._tts_panel import TTSPanel
 
-__all__ = ["LayersGallery"]
+__all__ = [
+    "FieldForm",
+    "JobsPanel",
+    "LayersGallery",
+    "LayersPanel",
+    "ModelPanel",
+    "TTSPanel",
+    "field_control",
+    "field_value",
+]

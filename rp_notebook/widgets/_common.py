@@ -30,7 +30,15 @@ from ..client import JobStatus
 from ..jobs import Job
 from ..results import AudioResult, LayersResult
 
-__all__ = ["TICKER", "Ticker", "error_html", "guarded", "job_status_html", "result_view"]
+__all__ = [
+    "TICKER",
+    "Ticker",
+    "error_html",
+    "guarded",
+    "job_status_html",
+    "progress_text",
+    "result_view",
+]
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +96,9 @@ class Ticker:
             for panel in panels:
                 try:
                     panel._tick()
-                except Exception:  # noqa: BLE001 - one broken panel must not stop the others' updates
-                    # Dropped rather than retried: a failing tick would log the same error every second.
+                except Exception:
+                    # One broken panel must not stop the others' updates. It is dropped rather than
+                    # retried: a failing tick would log the same error every second.
                     log.warning("rp_notebook: %r stopped refreshing", panel, exc_info=True)
                     self.discard(panel)
 
@@ -128,7 +137,7 @@ def job_status_html(job: Job, *, more: int = 0) -> str:
     """
     status = str(job.status)
     color, word = status_word(status)
-    parts = [job.timing_summary(), job.progress_summary()]
+    parts = [job.timing_summary(), progress_text(job)]
     if job.done():
         error = job.exception(timeout=0)
         if error is not None and status != JobStatus.CANCELLED:  # "cancelled" says it all
@@ -142,9 +151,23 @@ def job_status_html(job: Job, *, more: int = 0) -> str:
     )
 
 
+def progress_text(job: Job) -> str:
+    """The worker's progress ("part 2 of 5"), also for a streaming job, whose parts carry it."""
+    text = job.progress_summary()
+    parts = getattr(job, "parts", None)
+    if text or job.done() or not parts:
+        return text
+    last = parts[-1]
+    if isinstance(last, dict) and {"chunk", "chunks"} <= last.keys():
+        return f"part {last['chunk']} of {last['chunks']}"
+    return ""
+
+
 def error_html(exc: BaseException) -> str:
     """An error for a status line: its message (which names the field, for bad input)."""
-    return f"<span class='rp-error' style='color:{ERROR_COLOR}'>{escape(str(exc) or type(exc).__name__)}</span>"
+    return (
+        f"<span class='rp-error' style='color:{ERROR_COLOR}'>{escape(str(exc) or type(exc).__name__)}</span>"
+    )
 
 
 def note_html(text: str) -> str:

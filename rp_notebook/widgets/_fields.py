@@ -71,8 +71,9 @@ def field_control(field: Field, *, multiline: bool = False, css_prefix: str = "r
 def field_value(field: Field, control: widgets.ValueWidget) -> Any:
     """The control's value as the field's input (unvalidated: `ModelSpec.validate` checks it)."""
     value = control.value
-    if field.kind == "text" and value == "" and field.default is None:
-        # An empty box for a field with no default means "not given" (the control cannot hold None).
+    if field.kind == "text" and value == "" and field.default is None and not field.required:
+        # An empty box for an optional field with no default means "not given" (a box cannot hold
+        # None); a required one is passed on, so validation says it is empty.
         return None
     return value
 
@@ -149,14 +150,14 @@ class FieldForm:
         """A short line naming the values used, for a history entry: 'exaggeration 0.5 · seed 0'."""
         left_out = set(omit)
         return " · ".join(
-            f"{name.replace('_', ' ')} {_show(value)}"
+            f"{name.replace('_', ' ')} {_show(self.spec[name], value)}"
             for name, value in values.items()
             if name in self.controls and name not in left_out
         )
 
 
-def _show(value: Any) -> str:
-    if isinstance(value, str):
+def _show(field: Field, value: Any) -> str:
+    if isinstance(value, str) and field.kind == "text":  # free text is quoted; a choice is a word
         return repr(value if len(value) <= 40 else value[:37] + "...")
     if isinstance(value, float):
         return f"{value:g}"

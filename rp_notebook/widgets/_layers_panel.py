@@ -79,9 +79,7 @@ class LayersPanel(ModelPanel):
         values = {"image": self._image[1], **self.form.values()}
         return values, f"{self._image[0]} · {self.form.described(values)}"
 
-    def _history_entry(
-        self, job: Job, result: Any, inputs: dict[str, Any], described: str
-    ) -> widgets.Widget:
+    def _history_entry(self, job: Job, result: Any, inputs: dict[str, Any], described: str) -> widgets.Widget:
         caption = widgets.HTML(
             f"<div style='font-size:12px;color:#374151'>{escape(described)} · "
             f"<code>{escape(job.id)}</code></div>"

@@ -74,7 +74,9 @@ class ModelPanel(widgets.VBox):
         ]
         sections: list[widgets.Widget] = [*special, *main]
         if rest:
-            more = widgets.Accordion(children=[widgets.VBox(rest)], titles=("more options",), selected_index=None)
+            more = widgets.Accordion(
+                children=[widgets.VBox(rest)], titles=("more options",), selected_index=None
+            )
             more.add_class(f"{prefix}-more")
             sections.append(more)
         super().__init__(
@@ -98,9 +100,7 @@ class ModelPanel(widgets.VBox):
         """(the raw inputs to submit, a short description of them for the history)."""
         raise NotImplementedError
 
-    def _history_entry(
-        self, job: Job, result: Any, inputs: dict[str, Any], described: str
-    ) -> widgets.Widget:
+    def _history_entry(self, job: Job, result: Any, inputs: dict[str, Any], described: str) -> widgets.Widget:
         raise NotImplementedError
 
     # -- actions ----------------------------------------------------------------------------------------

@@ -63,7 +63,9 @@ class TTSPanel(ModelPanel):
         self.voice_upload = widgets.FileUpload(accept="audio/*", multiple=False, description="Upload clip")
         self.voice_upload.add_class("rp-tts-voice-upload")
         self.voice_upload.observe(self._on_upload, names="value")
-        super().__init__(endpoint=endpoint, special=(self.text, widgets.HBox([self.voice, self.voice_upload])))
+        super().__init__(
+            endpoint=endpoint, special=(self.text, widgets.HBox([self.voice, self.voice_upload]))
+        )
 
     # -- voice ------------------------------------------------------------------------------------------
 
@@ -107,9 +109,7 @@ class TTSPanel(ModelPanel):
             values["voice"] = voice
         return values, f"voice {voice_name} · {self.form.described(values, omit=('text',))}"
 
-    def _history_entry(
-        self, job: Job, result: Any, inputs: dict[str, Any], described: str
-    ) -> widgets.Widget:
+    def _history_entry(self, job: Job, result: Any, inputs: dict[str, Any], described: str) -> widgets.Widget:
         caption = widgets.HTML(_caption(result, described, job.id, str(inputs.get("text", ""))))
         player = result_view(result)
         player.add_class("rp-tts-player")

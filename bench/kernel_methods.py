@@ -1,0 +1,147 @@
+"""The three ways of running N jobs that jobs_bench.py compares, as they run inside a Jupyter kernel.
+
+jobs_bench.py imports this module in a fresh kernel, calls `setup_*` (imports, clients: not timed),
+then runs one `run_*` cell while it times trivial cells in the same kernel. Each `run_*` submits
+jobs `{"i": 0..N-1}`, notes the wall-clock time at which the client saw each job end, and writes
+`{"t0", "seen": {job_id: time}, "errors"}` to `out` once all have ended.
+
+- run_rp_notebook: `JobManager.submit_many_in_background`, then the manager's threads follow the
+  jobs (status-sync long-polls). The cell returns at once; a waiting thread writes the file.
+  "Seen" is `Job.ended_at`, set when the manager applied the job's final status.
+- run_runpod_sdk: as the runpod SDK's docs show it: `Endpoint.run(input)` for each job, then
+  `job.output(timeout=...)` for each. The cell blocks the kernel until every job is seen.
+- run_plain_requests: a `requests` loop: post every job, then poll each pending job's `/status`
+  once a second until it ends. Blocks the kernel too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from typing import Any
+
+TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"}
+
+_state: dict[str, Any] = {}
+
+
+def _inputs(n: int) -> list[dict[str, Any]]:
+    return [{"i": i} for i in range(n)]
+
+
+def _write(out: str, t0: float, seen: dict[str, float], errors: int) -> None:
+    with open(out + ".tmp", "w") as fh:
+        json.dump({"t0": t0, "seen": seen, "errors": errors}, fh)
+    os.replace(out + ".tmp", out)  # the bench polls for the file: it must appear whole
+
+
+# -- rp_notebook -----------------------------------------------------------------------------------
+
+
+def setup_rp_notebook(base_url: str, api_key: str) -> None:
+    from rp_notebook.config import configure
+    from rp_notebook.jobs import JobManager
+
+    configure(api_key=api_key, endpoint_base_url=base_url)
+    manager = JobManager()
+    manager.client()  # the HTTP session exists before the clock starts, as in a warm notebook
+    _state["manager"] = manager
+
+
+def run_rp_notebook(
+    endpoint_id: str, n: int, out: str, max_parallel: int = 8, max_polls: int | None = None
+) -> None:
+    manager = _state["manager"]
+    if max_polls is not None:
+        manager.max_concurrent_polls = max_polls
+    t0 = time.time()
+    future = manager.submit_many_in_background(endpoint_id, _inputs(n), max_parallel=max_parallel)
+
+    def collect() -> None:
+        seen: dict[str, float] = {}
+        errors = 0
+        for job in future.result():
+            if isinstance(job, Exception):
+                errors += 1
+                continue
+            if job.exception() is not None:  # blocks until the job has ended
+                errors += 1
+            seen[job.id] = job.ended_at
+        _write(out, t0, seen, errors)
+
+    threading.Thread(target=collect, name="bench-collect", daemon=True).start()
+
+
+# -- runpod SDK ------------------------------------------------------------------------------------
+
+
+def setup_runpod_sdk(base_url: str, api_key: str, endpoint_id: str) -> None:
+    import runpod  # ~1.4 s to import: done here, outside the timed cell
+
+    runpod.api_key = api_key
+    runpod.endpoint_url_base = base_url  # read when the client is created (platform notes §4.4)
+    _state["endpoint"] = runpod.Endpoint(endpoint_id)
+
+
+def run_runpod_sdk(endpoint_id: str, n: int, out: str) -> None:
+    endpoint = _state["endpoint"]
+    t0 = time.time()
+    jobs = [endpoint.run(payload) for payload in _inputs(n)]
+    seen: dict[str, float] = {}
+    errors = 0
+    for job in jobs:
+        try:
+            job.output(timeout=120)
+        except Exception:  # noqa: BLE001 - counted, the benchmark goes on
+            errors += 1
+            continue
+        seen[job.job_id] = time.time()
+        errors += job.job_status != "COMPLETED"
+    _write(out, t0, seen, errors)
+
+
+# -- plain requests --------------------------------------------------------------------------------
+
+
+def setup_plain_requests(base_url: str, api_key: str) -> None:
+    import requests
+
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {api_key}"
+    _state["session"] = session
+    _state["base_url"] = base_url
+
+
+def run_plain_requests(endpoint_id: str, n: int, out: str) -> None:
+    session, base = _state["session"], _state["base_url"]
+    t0 = time.time()
+    ids = []
+    for payload in _inputs(n):
+        while True:
+            response = session.post(f"{base}/{endpoint_id}/run", json={"input": payload}, timeout=30)
+            if response.status_code == 429:  # what a careful plain loop does; counted by the server
+                time.sleep(float(response.headers.get("Retry-After", "1")))
+                continue
+            response.raise_for_status()
+            ids.append(response.json()["id"])
+            break
+    seen: dict[str, float] = {}
+    errors = 0
+    pending = ids
+    while pending:
+        round_started = time.time()
+        still = []
+        for job_id in pending:
+            response = session.get(f"{base}/{endpoint_id}/status/{job_id}", timeout=30)
+            status = response.json().get("status") if response.status_code == 200 else None
+            if status in TERMINAL:
+                seen[job_id] = time.time()
+                errors += status != "COMPLETED"
+            else:
+                still.append(job_id)
+        pending = still
+        if pending:
+            time.sleep(max(0.0, 1.0 - (time.time() - round_started)))
+    _write(out, t0, seen, errors)

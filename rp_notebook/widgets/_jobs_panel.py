@@ -1,0 +1,212 @@
+"""JobsPanel: every job of this kernel, live, with cancel, retry and open buttons.
+
+The rows follow `get_manager().jobs()` (magics, `submit()`, other panels, batches alike), newest
+first. A row is built once per job and then only its traits change, so a refresh sends just
+the values that moved. Two things drive refreshes:
+
+- `Job.add_done_callback`: a job's end (or a cancel) shows at once, from the poller thread;
+- the shared ticker, once a second: new jobs, queued -> running, elapsed time and progress.
+
+Listed jobs that are still running are `watch()`ed, so the manager polls them in short rounds as
+it does displayed ones. Buttons send one request each (cancel, retry) and return; "open" shows the
+result (player, gallery or raw output) or the error below the table.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from html import escape
+
+import ipywidgets as widgets
+
+from ..client import JobStatus
+from ..jobs import Job, JobManager, get_manager
+from ._common import TICKER, error_html, guarded, note_html, progress_text, result_view, status_word
+
+__all__ = ["JobsPanel"]
+
+#: Newest jobs shown; older ones are counted, not drawn (each row is a handful of widgets).
+MAX_ROWS = 50
+RETRYABLE = (JobStatus.FAILED, JobStatus.TIMED_OUT)
+_CELL = {"job": "300px", "status": "220px", "time": "220px"}
+
+
+class _JobRow:
+    """The widgets of one job's row; `update()` copies the job's state into them."""
+
+    def __init__(self, job: Job, panel: JobsPanel) -> None:
+        self.job = job
+        self.label = widgets.HTML(
+            f"<b>{escape(job.model or job.endpoint_id)}</b> <code>{escape(job.id[:18])}</code>",
+            layout=widgets.Layout(width=_CELL["job"]),
+        )
+        self.status = widgets.HTML(layout=widgets.Layout(width=_CELL["status"]))
+        self.time = widgets.HTML(layout=widgets.Layout(width=_CELL["time"]))
+        self.cancel_button = _small_button("Cancel", "stop", "rp-jobs-cancel")
+        self.retry_button = _small_button("Retry", "repeat", "rp-jobs-retry")
+        self.open_button = _small_button("Open", "eye", "rp-jobs-open")
+        self.cancel_button.on_click(lambda _: panel.cancel(job))
+        self.retry_button.on_click(lambda _: panel.retry(job))
+        self.open_button.on_click(lambda _: panel.open(job))
+        self.status.add_class("rp-jobs-status")
+        self.time.add_class("rp-jobs-time")
+        self.box = widgets.HBox(
+            [self.label, self.status, self.time, self.cancel_button, self.retry_button, self.open_button]
+        )
+        self.box.add_class("rp-jobs-row")
+        self.update()
+
+    def update(self) -> None:
+        job = self.job
+        status = str(job.status)
+        color, word = status_word(status)
+        progress = progress_text(job)
+        self.status.value = (
+            f"<span class='rp-status' data-status='{escape(status)}' style='color:{color}'>● {escape(word)}</span>"
+            + (f" · {escape(progress)}" if progress else "")
+        )
+        self.time.value = escape(_times(job))
+        self.cancel_button.disabled = job.done()
+        self.retry_button.disabled = status not in RETRYABLE
+        self.open_button.disabled = not job.done()
+
+
+class JobsPanel(widgets.VBox):
+    """The jobs of this kernel. manager: whose jobs (default: the process-wide one)."""
+
+    def __init__(self, *, manager: JobManager | None = None, max_rows: int = MAX_ROWS) -> None:
+        self._jobs_manager = manager or get_manager()
+        self.max_rows = max_rows
+        #: job id -> its row, for every job seen so far.
+        self.rows: dict[str, _JobRow] = {}
+        self._lock = threading.RLock()
+        self.summary = widgets.HTML()
+        self.table = widgets.VBox()
+        self.message = widgets.HTML()
+        self.result_area = widgets.VBox()
+        self.summary.add_class("rp-jobs-summary")
+        self.table.add_class("rp-jobs-table")
+        self.message.add_class("rp-jobs-message")
+        self.result_area.add_class("rp-jobs-result")
+        self._header = widgets.HBox(
+            [
+                widgets.HTML(f"<b>{name}</b>", layout=widgets.Layout(width=width))
+                for name, width in (
+                    ("job", _CELL["job"]),
+                    ("status", _CELL["status"]),
+                    ("time", _CELL["time"]),
+                )
+            ]
+        )
+        super().__init__([self.summary, self.table, self.message, self.result_area])
+        self.add_class("rp-jobs-panel")
+        self.refresh()
+        TICKER.add(self)
+
+    # -- actions (the row buttons call these; usable from Python too) ---------------------------------
+
+    @guarded
+    def cancel(self, job: Job) -> str:
+        """Cancel `job` on the server; returns the status it ended in."""
+        status = job.cancel()
+        self.message.value = note_html(f"job {job.id}: {status.lower()}")
+        self.refresh()
+        return status
+
+    @guarded
+    def retry(self, job: Job) -> None:
+        """Run a FAILED or TIMED_OUT job again (same id, same input) and follow it here."""
+        job.retry()
+        self.message.value = note_html(f"job {job.id}: retried")
+        self._follow(job)
+        self.refresh()
+
+    @guarded
+    def open(self, job: Job) -> None:
+        """Show the job's result (or its error) below the table."""
+        head = widgets.HTML(f"<b>{escape(job.model or job.endpoint_id)}</b> <code>{escape(job.id)}</code>")
+        error = job.exception(timeout=0) if job.done() else None
+        if not job.done():
+            body: widgets.Widget = widgets.HTML(note_html("still running"))
+        elif error is not None:
+            body = widgets.HTML(error_html(error))
+        else:
+            body = result_view(job.result(timeout=0))
+        self.result_area.children = (head, body)
+
+    def refresh(self) -> None:
+        """Bring the table up to date with the manager's jobs (the ticker calls this every second)."""
+        jobs = self._jobs_manager.jobs()
+        with self._lock:
+            for job in jobs:
+                row = self.rows.get(job.id)
+                if row is None:
+                    self.rows[job.id] = _JobRow(job, self)
+                    self._follow(job)
+                else:
+                    row.update()
+            shown = list(reversed(jobs))[: self.max_rows]
+            children: list[widgets.Widget] = [self._header, *(self.rows[job.id].box for job in shown)]
+            if len(jobs) > len(shown):
+                children.append(widgets.HTML(note_html(f"and {len(jobs) - len(shown)} older jobs")))
+            if tuple(children) != self.table.children:
+                self.table.children = tuple(children)
+            self.summary.value = _summary(jobs)
+
+    def close(self) -> None:
+        TICKER.discard(self)
+        super().close()
+
+    # -- internals --------------------------------------------------------------------------------------
+
+    def _follow(self, job: Job) -> None:
+        if not job.done():
+            job.watch()
+            job.add_done_callback(self._on_done)
+
+    @guarded
+    def _on_done(self, job: Job) -> None:
+        with self._lock:
+            row = self.rows.get(job.id)
+            if row is not None:
+                row.update()
+            self.summary.value = _summary(self._jobs_manager.jobs())
+
+    def _tick(self) -> None:
+        self.refresh()
+
+    def _show_error(self, exc: BaseException) -> None:
+        self.message.value = error_html(exc)
+
+    def __repr__(self) -> str:
+        return "JobsPanel()"
+
+
+def _small_button(description: str, icon: str, css_class: str) -> widgets.Button:
+    button = widgets.Button(description=description, icon=icon, layout=widgets.Layout(width="90px"))
+    button.add_class(css_class)
+    return button
+
+
+def _times(job: Job) -> str:
+    if job.done():
+        return job.timing_summary()
+    elapsed = time.time() - job.submitted_at
+    if job.status == JobStatus.IN_QUEUE:
+        return f"queued {elapsed:.0f} s"
+    delay = job.delay_time
+    if delay is not None:
+        return f"queued {delay:.1f} s · running {max(0.0, elapsed - delay):.0f} s"
+    return f"{elapsed:.0f} s"
+
+
+def _summary(jobs: list[Job]) -> str:
+    if not jobs:
+        return note_html("no jobs in this kernel yet")
+    counts: dict[str, int] = {}
+    for job in jobs:
+        word = status_word(str(job.status))[1]
+        counts[word] = counts.get(word, 0) + 1
+    listed = ", ".join(f"{n} {word}" for word, n in counts.items())
+    return note_html(f"{len(jobs)} job{'s' if len(jobs) != 1 else ''}: {listed}")

@@ -1,0 +1,344 @@
+"""The panels on real ipywidgets objects, against the local endpoint over real HTTP.
+
+Buttons are pressed with `Button.click()` (it runs the handlers registered with `on_click`, as a
+front end's click does); uploads are set the way ipywidgets 8 delivers them (a tuple of dicts with
+a `content` memoryview). Results arrive from the job manager's threads while the test waits.
+"""
+
+from __future__ import annotations
+
+import datetime
+import io
+import json
+import math
+import struct
+import time
+import wave
+
+import ipywidgets as widgets
+import pytest
+from IPython.core.error import UsageError
+from PIL import Image
+
+import rp_notebook
+from rp_notebook.jobs import get_manager
+from rp_notebook.models import LAYERS, TTS, Field, ModelSpec
+from rp_notebook.widgets import FieldForm, JobsPanel, LayersGallery, LayersPanel, TTSPanel, field_control
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def eventually(predicate, timeout=120):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition never became true"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def opened():
+    """Panels made by a test, closed after it (so the shared ticker stops refreshing them)."""
+    panels = []
+    yield panels.append
+    for panel in panels:
+        panel.close()
+
+
+def upload(name: str, mime: str, data: bytes) -> tuple[dict, ...]:
+    return (
+        {
+            "name": name,
+            "type": mime,
+            "size": len(data),
+            "content": memoryview(data),
+            "last_modified": datetime.datetime.now(tz=datetime.UTC),
+        },
+    )
+
+
+def wav_clip(seconds: float = 1.5, rate: int = 16_000) -> bytes:
+    frames = b"".join(
+        struct.pack("<h", int(8000 * math.sin(2 * math.pi * 220 * i / rate)))
+        for i in range(int(seconds * rate))
+    )
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(frames)
+    return buffer.getvalue()
+
+
+def status_of(panel) -> str:
+    return panel.status.value
+
+
+# -- controls come from the field definitions ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(("panel_class", "spec"), [(TTSPanel, TTS), (LayersPanel, LAYERS)])
+def test_every_control_has_the_range_step_choices_and_default_of_its_field(panel_class, spec, opened):
+    panel = panel_class()
+    opened(panel)
+    assert set(panel.form.controls) == {f.name for f in spec.fields if not f.media}
+    sliders = 0
+    for name, control in panel.form.controls.items():
+        field = spec[name]
+        if isinstance(control, widgets.FloatSlider | widgets.IntSlider):
+            sliders += 1
+            assert (control.min, control.max) == (field.minimum, field.maximum)
+            assert control.step == (field.step or 1)
+        if isinstance(control, widgets.BoundedIntText):
+            assert (control.min, control.max) == (field.minimum, field.maximum)
+        if isinstance(control, widgets.Dropdown):
+            assert [value for _, value in control.options] == list(field.choices)
+        expected = field.default if field.default is not None else ""
+        assert control.value == expected, name
+    assert sliders >= 3  # TTS: exaggeration, cfg_weight, temperature; layers: layers, steps, cfg
+
+
+def test_a_changed_field_definition_changes_the_control():
+    spec = ModelSpec(
+        name="demo",
+        title="demo",
+        positional="text",
+        fields=(
+            Field("text", str, "t", required=True),
+            Field("speed", float, "s", default=1.25, minimum=0.5, maximum=3.0, step=0.25),
+            Field("count", int, "c", default=3, minimum=1, maximum=7),
+            Field("seed", int, "seed", default=0, minimum=0, maximum=2**32 - 1),
+            Field("mode", int, "m", default=640, choices=(640, 1024)),
+        ),
+    )
+    form = FieldForm(spec)
+    speed, count, seed, mode = form["speed"], form["count"], form["seed"], form["mode"]
+    assert isinstance(speed, widgets.FloatSlider)
+    assert (speed.min, speed.max, speed.step, speed.value) == (0.5, 3.0, 0.25, 1.25)
+    assert isinstance(count, widgets.IntSlider) and (count.min, count.max, count.value) == (1, 7, 3)
+    assert isinstance(seed, widgets.BoundedIntText)  # 4 billion positions do not fit a slider
+    assert mode.value == 640 and isinstance(mode.value, int)
+    assert "rp-demo-speed" in speed._dom_classes
+    form["text"].value = ""
+    assert form.values() == {"text": "", "speed": 1.25, "count": 3, "seed": 0, "mode": 640}
+    with pytest.raises(TypeError, match="media"):
+        field_control(Field("clip", str, "a clip", media=True))
+
+
+# -- the TTS panel ---------------------------------------------------------------------------------------
+
+
+def test_generate_puts_a_player_and_the_parameters_used_in_the_history(use_local, opened):
+    panel = TTSPanel(text="Hello from the panel.")
+    opened(panel)
+    panel.form["temperature"].value = 0.65
+    panel.form["format"].value = "flac"
+    panel.generate_button.click()
+    assert len(panel.jobs) == 1 and "rp-status" in status_of(panel)
+    eventually(lambda: panel.history.children)
+    (entry,) = panel.history.children
+    caption, player = entry.children
+    assert isinstance(player, widgets.Audio) and player.format == "flac"
+    assert bytes(player.value)[:4] == b"fLaC" and player.autoplay is False
+    assert "temperature 0.65" in caption.value and "format flac" in caption.value
+    assert "Hello from the panel." in caption.value
+    assert "data-status='COMPLETED'" in status_of(panel) and panel.cancel_button.disabled
+
+    jobs = JobsPanel()  # "open" on the jobs panel shows the same result as a player
+    opened(jobs)
+    jobs.rows[panel.jobs[0].id].open_button.click()
+    assert any(isinstance(child, widgets.Audio) for child in jobs.result_area.children)
+
+
+def test_cancel_ends_a_queued_generation_as_cancelled(use_local, release, opened):
+    blocker = get_manager().submit("echo", {"wait_for_file": str(release)})  # the one echo worker is busy
+    panel = TTSPanel(endpoint="echo", text="This waits behind the blocker.")
+    opened(panel)
+    panel.generate_button.click()
+    (job,) = panel.jobs
+    assert not job.done() and not panel.cancel_button.disabled
+    panel.cancel_button.click()
+    eventually(lambda: "data-status='CANCELLED'" in status_of(panel))
+    assert "cancelled" in status_of(panel) and job.status == "CANCELLED"
+    assert panel.cancel_button.disabled and panel.history.children == ()
+    release.touch()
+    assert blocker.result(timeout=60)["echo"]["wait_for_file"] == str(release)
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda p: setattr(p.text, "value", "   "), "text: is empty"),
+        (lambda p: setattr(p.text, "value", "x" * 5001), "text: is 5,001 characters"),
+        (lambda p: setattr(p.voice, "value", "preset:missing"), "voice: no such file"),
+    ],
+    ids=["empty-text", "too-long-text", "missing-preset-file"],
+)
+def test_bad_values_show_the_fields_message_and_submit_nothing(use_local, opened, setup, message):
+    panel = TTSPanel(voices={"missing": "/nonexistent/voice.wav"}, text="Fine text.")
+    opened(panel)
+    before = len(get_manager().jobs())
+    setup(panel)
+    panel.generate_button.click()  # must not raise: the message goes to the status line
+    assert message in status_of(panel) and "rp-error" in status_of(panel)
+    assert panel.jobs == [] and len(get_manager().jobs()) == before
+
+
+def test_without_an_endpoint_the_status_says_how_to_configure_one(opened):
+    panel = TTSPanel(text="Hello.")
+    opened(panel)
+    panel.generate_button.click()
+    assert "No endpoint for &#x27;tts&#x27;" in status_of(panel) and panel.jobs == []
+
+
+def test_an_uploaded_clip_becomes_the_voice_and_reaches_the_worker(use_local, opened):
+    panel = TTSPanel(text="Cloned, if the engine could.")
+    opened(panel)
+    panel.voice_upload.value = upload("noise.wav", "audio/wav", b"this is not audio at all")
+    assert panel.voice.value == "uploaded" and ("uploaded: noise.wav", "uploaded") in panel.voice.options
+    panel.generate_button.click()
+    # Every engine decodes the clip, so undecodable bytes fail the job with the worker's voice message.
+    eventually(lambda: "data-status='FAILED'" in status_of(panel))
+    assert "voice: could not be decoded as audio" in status_of(panel) and panel.history.children == ()
+
+
+def test_a_preset_voice_is_offered_by_name_and_used(use_local, opened, tmp_path):
+    clip = tmp_path / "narrator.wav"
+    clip.write_bytes(wav_clip())
+    panel = TTSPanel(voices={"narrator": clip}, text="A preset voice.")
+    opened(panel)
+    assert [label for label, _ in panel.voice.options] == ["built-in voice", "narrator"]
+    panel.voice.value = "preset:narrator"
+    panel.generate_button.click()
+    eventually(lambda: panel.history.children or "data-status='FAILED'" in status_of(panel))
+    assert "voice narrator" in panel.history.children[0].children[0].value
+
+
+# -- the layers panel ------------------------------------------------------------------------------------
+
+
+def test_layers_panel_turns_an_uploaded_png_into_a_gallery(use_local, opened):
+    picture = Image.new("RGB", (96, 64), (240, 240, 240))
+    picture.paste((200, 30, 30), (10, 10, 40, 40))
+    picture.paste((30, 30, 200), (50, 20, 90, 60))
+    png = io.BytesIO()
+    picture.save(png, format="PNG")
+    panel = LayersPanel()
+    opened(panel)
+    assert "rp-layers-upload" in panel.upload._dom_classes
+    assert (panel.form["layers"].min, panel.form["layers"].max) == (
+        LAYERS["layers"].minimum,
+        LAYERS["layers"].maximum,
+    )
+    panel.upload.value = upload("shapes.png", "image/png", png.getvalue())
+    assert bytes(panel.preview.value) == png.getvalue()
+    panel.form["layers"].value = 3
+    panel.form["num_inference_steps"].value = 2
+    panel.generate_button.click()
+    eventually(lambda: panel.history.children or "data-status='FAILED'" in status_of(panel))
+    (entry,) = panel.history.children
+    caption, gallery = entry.children
+    assert isinstance(gallery, LayersGallery) and len(gallery.toggles) == 3
+    assert "shapes.png" in caption.value and "layers 3" in caption.value
+
+
+def test_layers_panel_without_a_picture_asks_for_one(use_local, opened):
+    panel = LayersPanel()
+    opened(panel)
+    panel.generate_button.click()
+    assert "image: upload a picture first" in status_of(panel) and panel.jobs == []
+
+
+# -- the jobs panel --------------------------------------------------------------------------------------
+
+
+def test_jobs_panel_lists_a_running_job_and_its_cancel_button_cancels_it(use_local, release, opened):
+    job = get_manager().submit("echo", {"wait_for_file": str(release)})
+    panel = JobsPanel()
+    opened(panel)
+    row = panel.rows[job.id]
+    assert row.box in panel.table.children and "echo" in row.label.value
+    assert not row.cancel_button.disabled and row.retry_button.disabled
+    row.cancel_button.click()
+    eventually(lambda: "data-status='CANCELLED'" in row.status.value)
+    assert row.cancel_button.disabled and row.retry_button.disabled and not row.open_button.disabled
+
+
+def test_jobs_panel_shows_the_workers_progress_while_the_job_runs(use_local, release, opened):
+    job = get_manager().submit(
+        "echo", {"progress": [{"chunk": 2, "chunks": 5}], "wait_for_file": str(release)}
+    )
+    panel = JobsPanel()
+    opened(panel)
+    row = panel.rows[job.id]
+    eventually(lambda: "part 2 of 5" in row.status.value)  # listed jobs are polled in short rounds
+    assert "data-status='IN_PROGRESS'" in row.status.value and "running" in row.time.value
+    release.touch()
+    eventually(lambda: "data-status='COMPLETED'" in row.status.value)
+    assert "part" not in row.status.value
+
+
+def test_jobs_panel_retries_a_failed_job_that_then_succeeds(use_local, opened, tmp_path):
+    flag = tmp_path / "ready"
+    job = get_manager().submit("echo", {"fail_unless_file": str(flag)})
+    panel = JobsPanel()
+    opened(panel)
+    row = panel.rows[job.id]
+    eventually(lambda: "data-status='FAILED'" in row.status.value)
+    row.open_button.click()
+    assert "the file is not there yet" in panel.result_area.children[1].value
+    assert not row.retry_button.disabled
+    flag.touch()
+    row.retry_button.click()
+    eventually(lambda: "data-status='COMPLETED'" in row.status.value)
+    assert row.retry_button.disabled
+    row.open_button.click()
+    assert str(flag) in panel.result_area.children[1].value  # the echo of the same input
+
+
+def test_jobs_panel_picks_up_jobs_submitted_after_it_opened(use_local, opened):
+    panel = JobsPanel()
+    opened(panel)
+    job = get_manager().submit("echo", {"n": 1})
+    eventually(lambda: job.id in panel.rows and panel.rows[job.id].box in panel.table.children)
+    eventually(lambda: "data-status='COMPLETED'" in panel.rows[job.id].status.value)
+
+
+# -- opening panels, and what they show --------------------------------------------------------------------
+
+
+def test_panel_magic_and_function_return_panels_with_short_stable_reprs(ip, opened):
+    tts = ip.run_line_magic("runpod", "panel tts --endpoint my-ep")
+    layers = rp_notebook.panel("layers")
+    jobs = ip.run_line_magic("runpod", "panel jobs")
+    for panel in (tts, layers, jobs):
+        opened(panel)
+    assert isinstance(tts, TTSPanel) and tts.endpoint == "my-ep"
+    assert [repr(tts), repr(layers), repr(jobs)] == [
+        "TTSPanel(endpoint='my-ep')",
+        "LayersPanel()",
+        "JobsPanel()",
+    ]
+    assert tts._repr_mimebundle_()["text/plain"] == "TTSPanel(endpoint='my-ep')"
+    ip.user_ns["my_voices"] = {"calm": "https://example.com/calm.wav"}
+    with_voices = ip.run_line_magic("runpod", "panel tts --voices my_voices")
+    opened(with_voices)
+    assert "calm" in [label for label, _ in with_voices.voice.options]
+    with pytest.raises(UsageError):
+        ip.run_line_magic("runpod", "panel nonsense")
+
+
+def test_the_api_key_never_lands_in_widget_state(use_local, opened):
+    panel = TTSPanel(text="Keep the key out.")
+    jobs = JobsPanel()
+    for each in (panel, jobs, LayersPanel()):
+        opened(each)
+    panel.generate_button.click()
+    eventually(lambda: panel.history.children)
+    jobs.refresh()
+    state = widgets.Widget.get_manager_state(drop_defaults=False)
+    dumped = json.dumps(
+        state, default=lambda o: bytes(o).decode("latin-1") if isinstance(o, bytes | memoryview) else str(o)
+    )
+    assert use_local.api_key not in dumped
+    assert panel.jobs[0].id in dumped  # the state was really searched
