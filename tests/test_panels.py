@@ -22,6 +22,7 @@ from PIL import Image
 
 import rp_notebook
 from rp_notebook.jobs import get_manager
+from rp_notebook.jobs._job import WATCH_NEW_JOBS
 from rp_notebook.models import LAYERS, TTS, Field, ModelSpec
 from rp_notebook.widgets import FieldForm, JobsPanel, LayersGallery, LayersPanel, TTSPanel, field_control
 
@@ -135,6 +136,7 @@ def test_generate_puts_a_player_and_the_parameters_used_in_the_history(use_local
     panel.form["format"].value = "flac"
     panel.generate_button.click()
     assert len(panel.jobs) == 1 and "rp-status" in status_of(panel)
+    assert panel.jobs[0].is_displayed  # watched from its submit on: short polls keep the status live
     eventually(lambda: panel.history.children)
     (entry,) = panel.history.children
     caption, player = entry.children
@@ -265,9 +267,13 @@ def test_jobs_panel_lists_a_running_job_and_its_cancel_button_cancels_it(use_loc
 
 
 def test_jobs_panel_shows_the_workers_progress_while_the_job_runs(use_local, release, opened):
-    job = get_manager().submit(
-        "echo", {"progress": [{"chunk": 2, "chunks": 5}], "wait_for_file": str(release)}
-    )
+    token = WATCH_NEW_JOBS.set(True)  # as a panel submits: polled in short rounds from the start
+    try:
+        job = get_manager().submit(
+            "echo", {"progress": [{"chunk": 2, "chunks": 5}], "wait_for_file": str(release)}
+        )
+    finally:
+        WATCH_NEW_JOBS.reset(token)
     panel = JobsPanel()
     opened(panel)
     row = panel.rows[job.id]

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Generator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from .. import display
@@ -29,7 +30,11 @@ from ..results import decode_output
 if TYPE_CHECKING:
     from ._manager import JobManager
 
-__all__ = ["Job"]
+__all__ = ["WATCH_NEW_JOBS", "Job"]
+
+#: Jobs created while this is True start out watched (see Job.watch), so that even their first
+#: poll is a short one: a panel sets it around its submit, as watch() after it would come too late.
+WATCH_NEW_JOBS: ContextVar[bool] = ContextVar("rp_notebook_watch_new_jobs", default=False)
 
 
 class Job:
@@ -71,12 +76,7 @@ class Job:
         self._lock = threading.Lock()
         self._display_ids: list[str] = []
         self._callbacks: list[Callable[[Job], None]] = []
-        self._watched = False
-        # Scheduling state, owned by the manager.
-        self._next_poll = 0.0
-        self._polling = False
-        self._poll_failures = 0
-        self._fallback_delay = 0.0
+        self._watched = WATCH_NEW_JOBS.get()
 
     # -- state ------------------------------------------------------------------------------------
 

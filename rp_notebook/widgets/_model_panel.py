@@ -25,6 +25,7 @@ import ipywidgets as widgets
 from .. import _api
 from ..client import JobStatus
 from ..jobs import Job
+from ..jobs._job import WATCH_NEW_JOBS
 from ..models import MODELS
 from ._common import TICKER, error_html, guarded, job_status_html, note_html
 from ._fields import FieldForm
@@ -112,8 +113,12 @@ class ModelPanel(widgets.VBox):
         Returns the job, or None when it was refused (the reason is in the status line).
         """
         inputs, described = self._inputs()
-        job = _api.submit(self.model, endpoint=self.endpoint, **inputs)
-        job.watch()  # polled in short rounds, so the status line shows running and progress
+        # Watched from birth: polled in short rounds, so the status line shows running and progress.
+        token = WATCH_NEW_JOBS.set(True)
+        try:
+            job = _api.submit(self.model, endpoint=self.endpoint, **inputs)
+        finally:
+            WATCH_NEW_JOBS.reset(token)
         with self._lock:
             self._error = None
             self.jobs.append(job)
