@@ -16,9 +16,10 @@ import asyncio
 import base64
 import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -30,11 +31,22 @@ from ..results import decode_output
 if TYPE_CHECKING:
     from ._manager import JobManager
 
-__all__ = ["WATCH_NEW_JOBS", "Job"]
+__all__ = ["WATCH_NEW_JOBS", "Job", "watching_new_jobs"]
 
 #: Jobs created while this is True start out watched (see Job.watch), so that even their first
-#: poll is a short one: a panel sets it around its submit, as watch() after it would come too late.
+#: poll is a short one: a panel or a magic sets it around its submit, as watch() after it would
+#: come too late (the first long-poll starts inside submit()).
 WATCH_NEW_JOBS: ContextVar[bool] = ContextVar("rp_notebook_watch_new_jobs", default=False)
+
+
+@contextmanager
+def watching_new_jobs() -> Iterator[None]:
+    """Jobs submitted inside this block are followed in short rounds (they will be on screen)."""
+    token = WATCH_NEW_JOBS.set(True)
+    try:
+        yield
+    finally:
+        WATCH_NEW_JOBS.reset(token)
 
 
 class Job:
@@ -246,9 +258,12 @@ class Job:
         return f"{time.time() - self.submitted_at:.0f} s"
 
     def progress_summary(self) -> str:
-        progress = self.progress
+        # A worker's progress_update, or for a streaming job the last part it sent.
+        progress = self.progress if self.progress is not None or not self.parts else self.parts[-1]
         if isinstance(progress, dict) and {"chunk", "chunks"} <= progress.keys():
             return f"part {progress['chunk']} of {progress['chunks']}"
+        if isinstance(progress, dict) and {"step", "steps"} <= progress.keys():
+            return f"step {progress['step']} of {progress['steps']}"
         if self.last_poll_error is not None and not self.done():
             return f"retrying: {self.last_poll_error}"
         return ""

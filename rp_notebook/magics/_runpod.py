@@ -22,6 +22,7 @@ from IPython.utils.process import arg_split
 from .. import _api, display
 from ..config import current_settings
 from ..jobs import get_manager
+from ..jobs._job import watching_new_jobs
 from ..models import MODELS, ModelSpec
 from ._parsing import MagicArgumentParser, model_parser, split_inputs
 
@@ -88,7 +89,8 @@ class RunpodMagics(Magics):
             inputs, endpoint = split_inputs(spec, namespace, cell)
             if batch:
                 return self._batch(spec, inputs, endpoint, batch)
-            return _api.submit(command, endpoint=endpoint, **self._with_variables(spec, inputs))
+            with watching_new_jobs():  # the handle is about to be displayed: follow it in short rounds
+                return _api.submit(command, endpoint=endpoint, **self._with_variables(spec, inputs))
         if cell is not None:
             raise UsageError(f"%%runpod {command} takes no cell body")
         if command == "panel":

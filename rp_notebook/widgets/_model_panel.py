@@ -25,7 +25,7 @@ import ipywidgets as widgets
 from .. import _api
 from ..client import JobStatus
 from ..jobs import Job
-from ..jobs._job import WATCH_NEW_JOBS
+from ..jobs._job import watching_new_jobs
 from ..models import MODELS
 from ._common import TICKER, error_html, guarded, job_status_html, note_html
 from ._fields import FieldForm
@@ -114,11 +114,8 @@ class ModelPanel(widgets.VBox):
         """
         inputs, described = self._inputs()
         # Watched from birth: polled in short rounds, so the status line shows running and progress.
-        token = WATCH_NEW_JOBS.set(True)
-        try:
+        with watching_new_jobs():
             job = _api.submit(self.model, endpoint=self.endpoint, **inputs)
-        finally:
-            WATCH_NEW_JOBS.reset(token)
         with self._lock:
             self._error = None
             self.jobs.append(job)
