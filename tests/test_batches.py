@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import time
 
 import pytest
+from helpers import eventually
 
 import rp_notebook
 from rp_notebook import AudioResult, Batch
@@ -15,13 +15,6 @@ from rp_notebook.jobs import BatchInputError, get_manager
 from rp_notebook.magics._runpod import split_batch
 
 pytestmark = pytest.mark.timeout(180)
-
-
-def eventually(predicate, timeout=120):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition never became true"
-        time.sleep(0.05)
 
 
 def echo_batch(inputs: list[dict]) -> Batch:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
+from helpers import eventually
 
 from rp_notebook import display
 from rp_notebook.errors import JobCancelledError, JobFailedError, WaitTimeoutError
@@ -17,13 +17,6 @@ def manager(use_local):
     manager = JobManager()
     yield manager
     manager.close()
-
-
-def eventually(predicate, timeout=60):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition never became true"
-        time.sleep(0.02)
 
 
 def test_result_arrives_without_anyone_polling_by_hand(manager):

@@ -12,11 +12,11 @@ import io
 import json
 import math
 import struct
-import time
 import wave
 
 import ipywidgets as widgets
 import pytest
+from helpers import eventually
 from IPython.core.error import UsageError
 from PIL import Image
 
@@ -27,13 +27,6 @@ from rp_notebook.models import LAYERS, TTS, Field, ModelSpec
 from rp_notebook.widgets import FieldForm, JobsPanel, LayersGallery, LayersPanel, TTSPanel, field_control
 
 pytestmark = pytest.mark.timeout(180)
-
-
-def eventually(predicate, timeout=120):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition never became true"
-        time.sleep(0.05)
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import requests
 import soundfile as sf
 
 from rp_notebook.errors import InputError
+from rp_notebook.models._download import download_input
 
 __all__ = [
     "FORMATS",
@@ -97,19 +97,7 @@ def encode(samples: np.ndarray, sample_rate: int, fmt: str) -> bytes:
 
 def fetch_url(url: str) -> bytes:
     """Download a voice clip, refusing anything over MAX_VOICE_DOWNLOAD_BYTES."""
-    try:
-        with requests.get(url, timeout=(10, 60), stream=True) as response:
-            response.raise_for_status()
-            data = bytearray()
-            for block in response.iter_content(1 << 16):
-                data += block
-                if len(data) > MAX_VOICE_DOWNLOAD_BYTES:
-                    raise InputError(
-                        "voice", f"the download is over the {MAX_VOICE_DOWNLOAD_BYTES / 1e6:.0f} MB limit"
-                    )
-            return bytes(data)
-    except requests.RequestException as err:
-        raise InputError("voice", f"could not be downloaded: {err}") from None
+    return download_input(url, field="voice", max_bytes=MAX_VOICE_DOWNLOAD_BYTES)
 
 
 def read_voice(value: str, *, fetch: Callable[[str], bytes] = fetch_url) -> VoiceClip:

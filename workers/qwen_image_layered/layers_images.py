@@ -15,10 +15,10 @@ import re
 import warnings
 from collections.abc import Callable
 
-import requests
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from rp_notebook.errors import InputError
+from rp_notebook.models._download import download_input
 from rp_notebook.models.layers import MAX_IMAGE_PIXELS, check_image_size
 
 __all__ = [
@@ -63,21 +63,7 @@ def output_size(width: int, height: int, resolution: int, multiple: int = OUTPUT
 
 def fetch_url(url: str) -> bytes:
     """Download a picture, refusing anything over MAX_IMAGE_DOWNLOAD_BYTES."""
-    try:
-        with requests.get(url, timeout=(10, 60), stream=True) as response:
-            response.raise_for_status()
-            data = bytearray()
-            for block in response.iter_content(1 << 16):
-                data += block
-                if len(data) > MAX_IMAGE_DOWNLOAD_BYTES:
-                    raise InputError(
-                        "image", f"the download is over the {MAX_IMAGE_DOWNLOAD_BYTES / 1e6:.0f} MB limit"
-                    )
-            return bytes(data)
-    except requests.RequestException as err:
-        raise InputError(
-            "image", f"could not be downloaded from {_short_url(url)}: {_short_error(err)}"
-        ) from None
+    return download_input(url, field="image", max_bytes=MAX_IMAGE_DOWNLOAD_BYTES)
 
 
 def read_image(value: str, *, fetch: Callable[[str], bytes] = fetch_url) -> Image.Image:
@@ -130,11 +116,6 @@ def encode_png(layer: Image.Image) -> bytes:
 def base64_length(size: int) -> int:
     """How many characters `size` bytes take in base64 (with padding)."""
     return 4 * ((size + 2) // 3)
-
-
-def _short_url(url: str) -> str:
-    # A presigned URL's query string is a credential of sorts, and long: keep it out of messages.
-    return url.split("?", 1)[0][:200]
 
 
 _QUERY = re.compile(r"((?:https?://|/)[^\s?'\"]*)\?[^\s'\")]*")
