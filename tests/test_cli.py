@@ -32,7 +32,7 @@ def test_bad_input_exits_2_naming_the_field_before_any_job(tmp_path):
 
 
 def test_status_reports_a_key_without_showing_it(tmp_path):
-    (tmp_path / ".env").write_text("RUNPOD_API_KEY=rpa_DONOTSHOWTHISKEY0000000000\n")
+    (tmp_path / ".env").write_text("RUNPOD_API_KEY=fake_DONOTSHOWTHISKEY_0000000000\n")
     done = rp_notebook("status", cwd=tmp_path)
     assert done.returncode == 0
     assert "RUNPOD_API_KEY: set" in done.stdout and "DONOTSHOW" not in done.stdout + done.stderr

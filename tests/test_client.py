@@ -98,7 +98,7 @@ def test_purge_queue_removes_queued_jobs_and_health_counts_them(client, release)
 
 
 def test_a_wrong_key_is_an_authentication_error_that_does_not_show_the_key(use_local):
-    wrong = "rpa_WRONGWRONGWRONG1234567890"
+    wrong = "fake_WRONGWRONGWRONG_1234567890"
     settings = configure(api_key=wrong)
     with JobsClient(settings) as client, pytest.raises(AuthenticationError) as caught:
         client.run("echo", {})

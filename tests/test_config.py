@@ -7,7 +7,7 @@ import pytest
 from rp_notebook.config import Secret, configure, current_settings, reset_configuration
 from rp_notebook.errors import ConfigurationError
 
-KEY = "rpa_TESTKEY0123456789abcdefghij"
+KEY = "fake_TESTKEY_0123456789abcdefghij"
 
 
 @pytest.fixture

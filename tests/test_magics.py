@@ -12,7 +12,7 @@ from rp_notebook import AudioResult, Job
 from rp_notebook.config import configure
 from rp_notebook.errors import ConfigurationError, InputError
 
-KEY = "rpa_SECRETSECRETSECRET0123456789"
+KEY = "fake_SECRETSECRETSECRET_0123456789"
 
 
 def test_setup_status_says_whether_a_key_is_set_but_never_shows_it(ip):
