@@ -17,6 +17,7 @@ from .config import configure, current_settings
 from .errors import InputError
 from .jobs import Batch, BatchInputError, Job, get_manager
 from .models import LAYERS, MODELS, ModelSpec
+from .models._media import media_bytes
 from .models.layers import check_image_size
 
 if TYPE_CHECKING:
@@ -229,12 +230,16 @@ def _media_value(name: str, value: Any) -> Any:
     return value
 
 
+def _no_fetch(url: str) -> bytes:
+    raise AssertionError("URLs are left for the worker to fetch")
+
+
 def _check_image(data: str) -> None:
     from PIL import Image, UnidentifiedImageError
 
-    payload = data.split(",", 1)[1] if data.startswith("data:") else data
+    raw = media_bytes(data, field="image", fetch=_no_fetch)
     try:
-        with Image.open(io.BytesIO(base64.b64decode(payload))) as image:  # reads the header only
+        with Image.open(io.BytesIO(raw)) as image:  # reads the header only
             width, height = image.size
     except (UnidentifiedImageError, OSError, ValueError):
         raise InputError("image", "is not a picture Pillow can read (PNG, JPEG, WebP, ...)") from None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import io
 import os
 import tempfile
@@ -15,7 +13,7 @@ import numpy as np
 import soundfile as sf
 
 from rp_notebook.errors import InputError
-from rp_notebook.models._download import download_input
+from rp_notebook.models._media import download_input, media_bytes
 
 __all__ = [
     "FORMATS",
@@ -105,14 +103,7 @@ def read_voice(value: str, *, fetch: Callable[[str], bytes] = fetch_url) -> Voic
 
     Raises InputError naming `voice` when it cannot be fetched or decoded as audio.
     """
-    if value.startswith(("http://", "https://")):
-        raw = fetch(value)
-    else:
-        payload = value.split(",", 1)[1] if value.startswith("data:") else value
-        try:
-            raw = base64.b64decode(payload, validate=True)
-        except (binascii.Error, ValueError):
-            raise InputError("voice", "is not valid base64 and not a URL") from None
+    raw = media_bytes(value, field="voice", fetch=fetch)
     try:
         samples, sample_rate = sf.read(io.BytesIO(raw), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as err:

@@ -7,8 +7,6 @@ away. Only then does `load()` decode the pixels.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import io
 import math
 import re
@@ -18,7 +16,7 @@ from collections.abc import Callable
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from rp_notebook.errors import InputError
-from rp_notebook.models._download import download_input
+from rp_notebook.models._media import download_input, media_bytes
 from rp_notebook.models.layers import MAX_IMAGE_PIXELS, check_image_size
 
 __all__ = [
@@ -73,14 +71,7 @@ def read_image(value: str, *, fetch: Callable[[str], bytes] = fetch_url) -> Imag
     applied, so a phone photo is split the way it is seen. Raises InputError naming `image` when
     it cannot be fetched or decoded, or has more than MAX_IMAGE_PIXELS pixels.
     """
-    if value.startswith(("http://", "https://")):
-        raw = fetch(value)
-    else:
-        payload = value.split(",", 1)[1] if value.startswith("data:") else value
-        try:
-            raw = base64.b64decode(payload, validate=True)
-        except (binascii.Error, ValueError):
-            raise InputError("image", "is not valid base64 and not a URL") from None
+    raw = media_bytes(value, field="image", fetch=fetch)
     try:
         with warnings.catch_warnings():
             # Pillow warns above its own limit (89 MP); ours is lower and checked right below.
