@@ -9,7 +9,9 @@ other; only handler.py is common to all workers, so it is loaded under a unique 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -76,3 +78,28 @@ def tiny_qwen_pipeline() -> Any:
     from tiny_qwen_pipeline import build_tiny_pipeline
 
     return build_tiny_pipeline()
+
+
+@pytest.fixture
+def run_test_input():
+    """Run a worker's handler.py with `--test_input` in a subprocess, as worker-template CI does.
+
+    Call it as run_test_input(worker_dir, job, env={"TTS_ENGINE": "piper"}): variables of the job
+    server (RUNPOD_*), of storage (BUCKET_*) and of the workers (TTS_*, LAYERS_*) are dropped, so
+    the SDK runs its local test mode with exactly `env`.
+    """
+
+    def run(worker_dir: Path, job: dict[str, Any], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        clean = {
+            k: v for k, v in os.environ.items() if not k.startswith(("RUNPOD_", "BUCKET_", "TTS_", "LAYERS_"))
+        }
+        return subprocess.run(
+            [sys.executable, "handler.py", "--test_input", json.dumps(job)],
+            cwd=worker_dir,
+            env={**clean, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    return run

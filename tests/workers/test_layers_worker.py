@@ -16,8 +16,6 @@ import json
 import os
 import socket
 import struct
-import subprocess
-import sys
 import threading
 import zlib
 from collections.abc import Callable
@@ -653,30 +651,19 @@ def test_load_engine_reads_layers_engine_and_refuses_unknown_names(monkeypatch):
         load_engine("sam")
 
 
-def run_worker(job: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNPOD_", "BUCKET_", "LAYERS_"))}
-    env["LAYERS_ENGINE"] = "colorsplit"
-    return subprocess.run(
-        [sys.executable, "handler.py", "--test_input", json.dumps(job)],
-        cwd=LAYERS_WORKER_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def test_handler_test_input_with_colorsplit_exits_zero_and_logs_the_layers():
+def test_handler_test_input_with_colorsplit_exits_zero_and_logs_the_layers(run_test_input):
     job = json.loads((LAYERS_WORKER_DIR / "test_input.json").read_text())
     assert len(job["input"]["image"]) < 2000  # the shipped test picture stays small
-    done = run_worker(job)
+    done = run_test_input(LAYERS_WORKER_DIR, job, {"LAYERS_ENGINE": "colorsplit"})
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-3000:]
     assert "completed successfully" in log
     assert "'engine': 'colorsplit'" in log and "'width': 640" in log and "'storage': 'inline'" in log
 
 
-def test_handler_test_input_with_a_bad_field_exits_one_and_logs_the_field():
-    done = run_worker({"input": {"image": GOOD, "resolution": 512}})
+def test_handler_test_input_with_a_bad_field_exits_one_and_logs_the_field(run_test_input):
+    done = run_test_input(
+        LAYERS_WORKER_DIR, {"input": {"image": GOOD, "resolution": 512}}, {"LAYERS_ENGINE": "colorsplit"}
+    )
     assert done.returncode == 1
     assert "resolution: expected one of 640, 1024" in done.stdout + done.stderr

@@ -604,29 +604,20 @@ def test_the_piper_handler_cancelled_after_its_first_chunk_synthesizes_no_more(p
 # --- the worker entry point ----------------------------------------------------------------------
 
 
-def run_worker(job: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNPOD_")}
-    env["TTS_ENGINE"] = "piper"
-    return subprocess.run(
-        [sys.executable, "handler.py", "--test_input", json.dumps(job)],
-        cwd=TTS_WORKER_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+def test_handler_test_input_with_piper_exits_zero_and_logs_the_output(run_test_input):
+    done = run_test_input(
+        TTS_WORKER_DIR, json.loads((TTS_WORKER_DIR / "test_input.json").read_text()), {"TTS_ENGINE": "piper"}
     )
-
-
-def test_handler_test_input_with_piper_exits_zero_and_logs_the_output():
-    done = run_worker(json.loads((TTS_WORKER_DIR / "test_input.json").read_text()))
     log = done.stdout + done.stderr
     assert done.returncode == 0, log[-3000:]
     assert "completed successfully" in log
     assert "'engine': 'piper'" in log and "'sample_rate': 22050" in log
 
 
-def test_handler_test_input_with_a_bad_field_exits_one_and_logs_the_field():
-    done = run_worker({"input": {"text": "Hi.", "format": "mp3"}})
+def test_handler_test_input_with_a_bad_field_exits_one_and_logs_the_field(run_test_input):
+    done = run_test_input(
+        TTS_WORKER_DIR, {"input": {"text": "Hi.", "format": "mp3"}}, {"TTS_ENGINE": "piper"}
+    )
     assert done.returncode == 1
     assert "format: expected one of 'wav', 'flac', 'ogg'" in done.stdout + done.stderr
 
