@@ -4,9 +4,11 @@ Read from the same names the runpod SDK and CLI use, first match wins:
 
 1. values given to `configure(...)` in this process (the local endpoint sets them when it starts);
 2. environment variables: RUNPOD_API_KEY, RUNPOD_ENDPOINT_BASE_URL, RUNPOD_API_BASE_URL,
-   RP_NOTEBOOK_<MODEL>_ENDPOINT (e.g. RP_NOTEBOOK_TTS_ENDPOINT);
+   RP_NOTEBOOK_<MODEL>_ENDPOINT (e.g. RP_NOTEBOOK_TTS_ENDPOINT), RP_NOTEBOOK_MANAGEMENT_API;
 3. a `.env` file in the working folder, with the same names;
-4. `~/.runpod/config.toml`, the runpod CLI's file (`[default] api_key = "..."`).
+4. rp_notebook's own user config file (`user_config_file()`), which `%runpod use ID as tts` writes:
+   endpoint choices belong to the user, not to a notebook that may be shared;
+5. `~/.runpod/config.toml`, the runpod CLI's file (`[default] api_key = "..."`).
 
 Settings are read afresh on each `current_settings()` call, so a key exported in a running kernel
 (`os.environ[...] = ...`) or a `.env` written by a setup cell takes effect without a restart.
@@ -27,11 +29,23 @@ from typing import Any
 
 from .errors import ConfigurationError
 
-__all__ = ["Secret", "Settings", "configure", "current_settings", "reset_configuration"]
+__all__ = [
+    "MANAGEMENT_APIS",
+    "Secret",
+    "Settings",
+    "configure",
+    "current_settings",
+    "remember_endpoint",
+    "reset_configuration",
+    "user_config_file",
+]
 
 DEFAULT_ENDPOINT_BASE_URL = "https://api.runpod.ai/v2"
 DEFAULT_API_BASE_URL = "https://api.runpod.io"
 RUNPOD_CLI_CONFIG = Path("~/.runpod/config.toml")
+#: GraphQL until Runpod retires it (early 2027); "rest" is its successor, REST v2.
+MANAGEMENT_APIS = ("graphql", "rest")
+CONFIG_DIR_ENV = "RP_NOTEBOOK_CONFIG_DIR"
 
 
 class Secret:
@@ -69,7 +83,10 @@ class Settings:
     api_base_url: str = DEFAULT_API_BASE_URL
     #: Model role ("tts", "layers") -> endpoint id.
     endpoints: Mapping[str, str] = field(default_factory=dict)
-    #: Where each value came from ("environment", ".env", "~/.runpod/config.toml", "configure()").
+    #: Which management API provisioning uses: "graphql" or "rest" (REST v2).
+    management_api: str = "graphql"
+    #: Where each value came from ("environment", ".env", "user config", "~/.runpod/config.toml",
+    #: "configure()").
     sources: Mapping[str, str] = field(default_factory=dict)
 
     def require_key(self) -> Secret:
@@ -106,9 +123,14 @@ def configure(
     endpoint_base_url: str | None = None,
     api_base_url: str | None = None,
     endpoints: Mapping[str, str] | None = None,
+    management_api: str | None = None,
 ) -> Settings:
     """Override settings for this process only (nothing is written to disk). Returns the result."""
+    if management_api is not None:
+        _check_management_api(management_api, "configure(management_api=...)")
     with _lock:
+        if management_api is not None:
+            _overrides["management_api"] = management_api
         if api_key is not None:
             _overrides["api_key"] = api_key if isinstance(api_key, Secret) else Secret(api_key)
         if endpoint_base_url is not None:
@@ -132,7 +154,11 @@ def current_settings(*, cwd: Path | None = None, home: Path | None = None) -> Se
     cli_file = _read_runpod_cli_config(
         (home / ".runpod/config.toml") if home else RUNPOD_CLI_CONFIG.expanduser()
     )
-    layers: list[tuple[str, Mapping[str, str]]] = [("environment", os.environ), (".env", env_file)]
+    layers: list[tuple[str, Mapping[str, str]]] = [
+        ("environment", os.environ),
+        (".env", env_file),
+        ("user config", _read_user_config()),
+    ]
     sources: dict[str, str] = {}
 
     def pick(name: str) -> str | None:
@@ -161,6 +187,9 @@ def current_settings(*, cwd: Path | None = None, home: Path | None = None) -> Se
         endpoint_base_url=(pick("RUNPOD_ENDPOINT_BASE_URL") or DEFAULT_ENDPOINT_BASE_URL).rstrip("/"),
         api_base_url=(pick("RUNPOD_API_BASE_URL") or DEFAULT_API_BASE_URL).rstrip("/"),
         endpoints=endpoints,
+        management_api=_check_management_api(
+            pick("RP_NOTEBOOK_MANAGEMENT_API") or "graphql", "RP_NOTEBOOK_MANAGEMENT_API"
+        ),
     )
     with _lock:
         overrides = dict(_overrides)
@@ -189,3 +218,74 @@ def _read_runpod_cli_config(path: Path, profile: str = "default") -> Mapping[str
         return {}
     section = data.get(profile)
     return {k: str(v) for k, v in section.items()} if isinstance(section, dict) else {}
+
+
+def _check_management_api(value: str, where: str) -> str:
+    if value not in MANAGEMENT_APIS:
+        raise ConfigurationError(f"{where} must be one of {', '.join(MANAGEMENT_APIS)}, got {value!r}")
+    return value
+
+
+def user_config_file() -> Path:
+    """rp_notebook's own settings file: `$RP_NOTEBOOK_CONFIG_DIR/config.toml`, else the platform's
+    user config folder (e.g. ~/.config/rp_notebook/config.toml on Linux)."""
+    folder = os.environ.get(CONFIG_DIR_ENV)
+    if not folder:
+        from platformdirs import user_config_dir
+
+        folder = user_config_dir("rp_notebook", appauthor=False)
+    return Path(folder).expanduser() / "config.toml"
+
+
+def _read_user_config() -> Mapping[str, str]:
+    """The user config file as setting names (`[endpoints] tts = "id"` -> RP_NOTEBOOK_TTS_ENDPOINT)."""
+    path = user_config_file()
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigurationError(f"cannot read {path}: {exc}") from None
+    values: dict[str, str] = {}
+    for model, endpoint_id in (data.get("endpoints") or {}).items():
+        values[f"RP_NOTEBOOK_{str(model).upper()}_ENDPOINT"] = str(endpoint_id)
+    if data.get("management_api"):
+        values["RP_NOTEBOOK_MANAGEMENT_API"] = str(data["management_api"])
+    return values
+
+
+def remember_endpoint(model: str, endpoint_id: str | None, *, persist: bool = True) -> Path | None:
+    """Serve `model` from `endpoint_id` in this process and, with `persist`, in later sessions too.
+
+    Written to the user config file (never the notebook, never `.env`): a notebook that is shared
+    should not carry one person's endpoints. `endpoint_id=None` forgets the saved choice.
+    Returns the file written, or None when nothing was written.
+    """
+    from .models import MODELS
+
+    if model not in MODELS:
+        raise ConfigurationError(f"unknown model {model!r}; models: {', '.join(MODELS)}")
+    if endpoint_id is not None:
+        configure(endpoints={model: endpoint_id})
+    else:
+        with _lock:
+            _overrides.get("endpoints", {}).pop(model, None)
+    if not persist:
+        return None
+    import tomli_w
+
+    path = user_config_file()
+    data: dict[str, Any] = {}
+    if path.is_file():
+        data = tomllib.loads(path.read_text())
+    saved = dict(data.get("endpoints") or {})
+    if endpoint_id is None:
+        saved.pop(model, None)
+    else:
+        saved[model] = endpoint_id
+    data["endpoints"] = saved
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(tomli_w.dumps(data))
+    tmp.replace(path)
+    return path

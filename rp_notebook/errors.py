@@ -10,7 +10,9 @@
     │   ├── NotFoundError         404: unknown endpoint, or a job that expired (TTL, retention)
     │   ├── RateLimitedError      429: over the per-endpoint request budget; carries retry_after
     │   ├── PayloadTooLargeError  413, or a request the client knows is over the size limit
-    │   └── ServerError           5xx
+    │   ├── ServerError           5xx
+    │   └── ProvisioningError     the management API (GraphQL, REST v2) refused a request; GraphQL
+    │                             sends these with HTTP 200 in `errors`; the server's message, unchanged
     ├── JobError                  a job ended without a result; carries job_id and status
     │   ├── JobFailedError        FAILED: carries the worker's error, parsed from its JSON
     │   ├── JobCancelledError     CANCELLED
@@ -40,6 +42,7 @@ __all__ = [
     "JobTimedOutError",
     "NotFoundError",
     "PayloadTooLargeError",
+    "ProvisioningError",
     "RateLimitedError",
     "RunpodError",
     "ServerError",
@@ -113,6 +116,10 @@ class PayloadTooLargeError(APIError):
 
 class ServerError(APIError):
     """5xx from the job API."""
+
+
+class ProvisioningError(APIError):
+    """The management API refused a template or endpoint request; `str()` is the server's message."""
 
 
 class JobError(RunpodError):

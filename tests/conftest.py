@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,8 +22,12 @@ for _name in (
     "RUNPOD_ENDPOINT_BASE_URL",
     "RUNPOD_API_BASE_URL",
     "RP_NOTEBOOK_TTS_ENDPOINT",
+    "RP_NOTEBOOK_LAYERS_ENDPOINT",
+    "RP_NOTEBOOK_MANAGEMENT_API",
 ):
     os.environ.pop(_name, None)
+# Nor a developer's saved endpoints (`%runpod use`): the user config lives in a throwaway folder.
+os.environ["RP_NOTEBOOK_CONFIG_DIR"] = tempfile.mkdtemp(prefix="rp-notebook-test-config-")
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE_WORKERS = REPO / "tests" / "fixtures" / "workers"
