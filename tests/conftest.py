@@ -28,6 +28,8 @@ for _name in (
     os.environ.pop(_name, None)
 # Nor a developer's saved endpoints (`%runpod use`): the user config lives in a throwaway folder.
 os.environ["RP_NOTEBOOK_CONFIG_DIR"] = tempfile.mkdtemp(prefix="rp-notebook-test-config-")
+# Nor write the job ledger and saved results into the developer's data folder.
+os.environ["RP_NOTEBOOK_DATA_DIR"] = tempfile.mkdtemp(prefix="rp-notebook-test-data-")
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE_WORKERS = REPO / "tests" / "fixtures" / "workers"
