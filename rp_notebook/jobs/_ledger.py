@@ -1,0 +1,230 @@
+"""The job ledger: every job this user submits, in SQLite, so a dead kernel loses nothing it paid for.
+
+Runpod keeps a finished job's result for 30 minutes (`/run`) and forgets an unfinished one only
+after its TTL; a kernel restart forgets everything at once. So each job is written down when it
+is submitted (endpoint, base URL, time, parameters), every status change is recorded, and a
+completed result is saved to the results folder as soon as it arrives. After a restart,
+`%runpod jobs` lists them and `%runpod attach JOB_ID` (or `JobManager.recover()`) follows the
+ones still in flight, within Runpod's retention window, or shows the saved result.
+
+Where: `$RP_NOTEBOOK_DATA_DIR`, else the platform's user data folder (~/.local/share/rp_notebook):
+`ledger.sqlite3` and `results/<job id>/`. Parameters are stored without secrets and without media
+payloads: an `s3Config` (it carries keys) and webhook URLs (they may carry tokens) are never
+written; a base64 clip or image is replaced by its size and digest.
+
+SQLite in WAL mode with short transactions: several kernels of the same user can share the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DATA_DIR_ENV", "Ledger", "LedgerEntry", "data_dir", "safe_parameters"]
+
+DATA_DIR_ENV = "RP_NOTEBOOK_DATA_DIR"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id        TEXT NOT NULL,
+    endpoint_id   TEXT NOT NULL,
+    base_url      TEXT NOT NULL,
+    model         TEXT,
+    status        TEXT NOT NULL,
+    submitted_at  REAL NOT NULL,
+    updated_at    REAL NOT NULL,
+    ended_at      REAL,
+    parameters    TEXT NOT NULL DEFAULT '{}',
+    result_path   TEXT,
+    error         TEXT,
+    PRIMARY KEY (base_url, endpoint_id, job_id)
+);
+CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs (submitted_at DESC);
+"""
+_COLUMNS = (
+    "job_id, endpoint_id, base_url, model, status, submitted_at, updated_at, ended_at, parameters,"
+    " result_path, error"
+)
+
+
+def data_dir() -> Path:
+    """`$RP_NOTEBOOK_DATA_DIR`, else the platform's user data folder for rp_notebook."""
+    folder = os.environ.get(DATA_DIR_ENV)
+    if not folder:
+        from platformdirs import user_data_dir
+
+        folder = user_data_dir("rp_notebook", appauthor=False)
+    return Path(folder).expanduser()
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    job_id: str
+    endpoint_id: str
+    base_url: str
+    model: str | None
+    status: str
+    submitted_at: float
+    updated_at: float
+    ended_at: float | None
+    parameters: Mapping[str, Any]
+    result_path: str | None
+    error: str | None
+
+    @property
+    def ended(self) -> bool:
+        return self.ended_at is not None
+
+
+def safe_parameters(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The inputs as they may be stored: media payloads summarised, nothing that looks like a secret."""
+    safe: dict[str, Any] = {}
+    for key, value in inputs.items():
+        if isinstance(value, str) and len(value) > 512 and not value.startswith(("http://", "https://")):
+            digest = hashlib.sha256(value.encode()).hexdigest()[:12]
+            safe[key] = f"<{len(value):,} characters, sha256 {digest}>"
+        elif isinstance(value, bytes):
+            safe[key] = f"<{len(value):,} bytes, sha256 {hashlib.sha256(value).hexdigest()[:12]}>"
+        elif isinstance(value, str | int | float | bool) or value is None:
+            safe[key] = value
+        else:
+            safe[key] = repr(value)[:200]
+    return safe
+
+
+class Ledger:
+    """The SQLite ledger and results folder under `root` (default: `data_dir()`)."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.root = Path(root) if root is not None else data_dir()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.results_dir = self.root / "results"
+        self.path = self.root / "ledger.sqlite3"
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a kernel crash
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    # ------------------------------------------------------------------ writing
+    def record_submitted(
+        self,
+        *,
+        job_id: str,
+        endpoint_id: str,
+        base_url: str,
+        model: str | None,
+        status: str,
+        parameters: Mapping[str, Any],
+        submitted_at: float | None = None,
+    ) -> None:
+        now = time.time()
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO jobs (job_id, endpoint_id, base_url, model, status, submitted_at, updated_at,"
+                " parameters) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (base_url, endpoint_id, job_id) DO UPDATE SET status = excluded.status,"
+                " updated_at = excluded.updated_at, ended_at = NULL, error = NULL",
+                (
+                    job_id,
+                    endpoint_id,
+                    base_url,
+                    model,
+                    status,
+                    submitted_at or now,
+                    now,
+                    json.dumps(safe_parameters(parameters)),
+                ),
+            )
+
+    def record_status(
+        self,
+        *,
+        job_id: str,
+        endpoint_id: str,
+        base_url: str,
+        status: str,
+        ended: bool = False,
+        error: str | None = None,
+        result_path: str | os.PathLike[str] | None = None,
+    ) -> None:
+        now = time.time()
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE jobs SET status = ?, updated_at = ?,"
+                " ended_at = CASE WHEN ? THEN COALESCE(ended_at, ?) ELSE ended_at END,"
+                " error = COALESCE(?, error), result_path = COALESCE(?, result_path)"
+                " WHERE base_url = ? AND endpoint_id = ? AND job_id = ?",
+                (
+                    status,
+                    now,
+                    ended,
+                    now,
+                    error,
+                    str(result_path) if result_path is not None else None,
+                    base_url,
+                    endpoint_id,
+                    job_id,
+                ),
+            )
+
+    def result_folder(self, job_id: str) -> Path:
+        folder = self.results_dir / job_id
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    # ------------------------------------------------------------------ reading
+    def recent(self, limit: int = 50) -> list[LedgerEntry]:
+        return self._select("ORDER BY submitted_at DESC LIMIT ?", (limit,))
+
+    def in_flight(self) -> list[LedgerEntry]:
+        """Jobs with no end recorded, oldest first: the ones a restarted kernel should follow again."""
+        return self._select("WHERE ended_at IS NULL ORDER BY submitted_at", ())
+
+    def find(self, job_id: str) -> list[LedgerEntry]:
+        """Entries with this job id (normally one; ids are unique per endpoint, not globally)."""
+        return self._select("WHERE job_id = ? ORDER BY submitted_at DESC", (job_id,))
+
+    def _select(self, clause: str, params: tuple[Any, ...]) -> list[LedgerEntry]:
+        query = f"SELECT {_COLUMNS} FROM jobs {clause}"  # noqa: S608 - the clause is ours; values are bound
+        with self._lock:
+            rows = self._db.execute(query, params).fetchall()
+        return [
+            LedgerEntry(
+                job_id=row[0],
+                endpoint_id=row[1],
+                base_url=row[2],
+                model=row[3],
+                status=row[4],
+                submitted_at=row[5],
+                updated_at=row[6],
+                ended_at=row[7],
+                parameters=json.loads(row[8] or "{}"),
+                result_path=row[9],
+                error=row[10],
+            )
+            for row in rows
+        ]
