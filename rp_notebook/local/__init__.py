@@ -6,9 +6,17 @@ Runpod's protocol, and starts each endpoint's worker folder (`handler.py` callin
 `runpod.serverless.start`) as separate processes under the real runpod SDK. Clients (the runpod
 SDK's `runpod.Endpoint`, rp_notebook's client, plain HTTP) only change the base URL.
 
+It also serves the management API at the same address, so provisioning runs here unchanged:
+GraphQL at `/graphql` (`saveTemplate`, `saveEndpoint`, `deleteEndpoint`, `deleteTemplate`,
+`myself`, `gpuTypes`) and REST v2 (`/v2/serverless`, `/v2/templates`, `/v2/catalog/gpus`). An
+endpoint deployed there runs a worker folder named by its template's image (`local:PATH`, or a
+preset image mapped to the bundled worker).
+
 Modules: `_config` (EndpointConfig, workers folder), `_records` (job/worker records), `_state`
 (the state machine, no HTTP), `_jobs_api` / `_worker_api` (routes), `_workers` (processes),
-`_webhook`, `_server` (LocalEndpoint, serve), `__main__` (`python -m rp_notebook.local up`).
+`_limits` (payload and rate limits), `_webhook`, `_management` (templates and endpoints, shared by
+`_graphql_api` and `_rest_api`), `_server` (LocalEndpoint, serve), `__main__`
+(`python -m rp_notebook.local up`).
 """
 
 from __future__ import annotations

@@ -40,6 +40,8 @@ def _print_banner(server: LocalEndpoint) -> None:
     lines = [
         f"rp-notebook local endpoint listening on {server.url}",
         f"  job API base URL: {server.job_api_url}   (instead of https://api.runpod.ai/v2)",
+        f"  management API: {server.management_url}/graphql and {server.management_url}/v2/serverless   "
+        f"(RUNPOD_API_BASE_URL={server.management_url}, instead of https://api.runpod.io)",
     ]
     for endpoint_id in server.endpoint_ids:
         config = server.endpoint_config(endpoint_id)

@@ -34,6 +34,9 @@ LOCAL_LAYERS_ENDPOINT_ID = "local-layers"
 WORKERS_DIR_ENV = "RP_NOTEBOOK_WORKERS_DIR"
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+# The management API (REST v2) lives under the same /v2/ prefix as the job API: an endpoint with
+# one of these ids would be shadowed by /v2/serverless, /v2/templates or /v2/catalog/gpus.
+RESERVED_ENDPOINT_IDS = frozenset({"serverless", "templates", "catalog"})
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -45,7 +48,8 @@ class EndpointConfig:
     worker_dir: the folder holding the worker; it is the worker's working directory.
     env: extra environment for the worker processes (added after the `RUNPOD_*` protocol vars,
         so an endpoint may override e.g. `RUNPOD_LOG_LEVEL`).
-    workers_max: how many worker processes (and therefore jobs) may run at once.
+    workers_max: how many worker processes (and therefore jobs) may run at once; 0 keeps jobs
+        IN_QUEUE until the endpoint is scaled up (as on Runpod).
     handler: the script started as `python -u <handler>` inside `worker_dir`.
     python: the interpreter for the workers; the server's own `sys.executable` when None.
     execution_timeout_ms: a running job is TIMED_OUT after this long unless its request sets
@@ -69,6 +73,11 @@ class EndpointConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not _ID_RE.match(self.id):
             raise ValueError(f"endpoint id {self.id!r} is invalid: use 1-64 letters, digits, '-' or '_'")
+        if self.id.lower() in RESERVED_ENDPOINT_IDS:
+            raise ValueError(
+                f"endpoint id {self.id!r} is reserved: /v2/{self.id} is the management API's "
+                f"(reserved ids: {', '.join(sorted(RESERVED_ENDPOINT_IDS))})"
+            )
         object.__setattr__(self, "worker_dir", Path(self.worker_dir).expanduser())
         env = dict(self.env)
         for key, value in env.items():
@@ -79,8 +88,12 @@ class EndpointConfig:
                     f"endpoint {self.id}: env {key} must be a string, got {type(value).__name__}"
                 )
         object.__setattr__(self, "env", env)
-        if not isinstance(self.workers_max, int) or self.workers_max < 1:
-            raise ValueError(f"endpoint {self.id}: workers_max must be an int >= 1, got {self.workers_max!r}")
+        if (
+            not isinstance(self.workers_max, int)
+            or isinstance(self.workers_max, bool)
+            or self.workers_max < 0
+        ):
+            raise ValueError(f"endpoint {self.id}: workers_max must be an int >= 0, got {self.workers_max!r}")
         if self.execution_timeout_ms is not None and self.execution_timeout_ms <= 0:
             raise ValueError(f"endpoint {self.id}: execution_timeout_ms must be > 0 or None")
         if self.idle_timeout_s is not None and self.idle_timeout_s <= 0:

@@ -10,6 +10,12 @@ process, which ties the workers' PR_SET_PDEATHSIG to the server's lifetime (see 
         requests.post(f"{server.job_api_url}/echo/runsync", json={"input": {}},
                       headers={"Authorization": f"Bearer {server.api_key}"})
 
+Management: the server is also Runpod's management API (`management_url`, i.e. what
+RUNPOD_API_BASE_URL names in production): GraphQL at `/graphql` and REST v2 at `/v2/serverless`,
+`/v2/templates`, `/v2/catalog/gpus` (see `_management.py`). Creating an endpoint there deploys it:
+`/v2/{new id}/run` runs the template's worker. `gpu_prices` gives GPU types a price (there is none
+otherwise: the local endpoint does not invent prices).
+
 Rate limits: Runpod's per-endpoint table by default (`rate_limits=`, None for none); over them the
 job API answers 429 with Retry-After. `rate_limit_stats(endpoint_id)` counts every job-API request,
 let through or refused, per operation (see `_limits.py`).
@@ -35,7 +41,7 @@ import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -44,10 +50,13 @@ from aiohttp import web
 from ..client._budget import RUNPOD_RATE_LIMITS, RateLimits
 from ._config import EndpointConfig
 from ._config import default_endpoints as _default_endpoints
+from ._graphql_api import add_graphql_routes
 from ._http import CONTEXT, ServerContext, error_middleware
 from ._jobs_api import add_job_routes
 from ._limits import EndpointRateLimiter, RateLimitStats
+from ._management import MANAGEMENT, ManagementStore
 from ._records import JobInfo, WorkerInfo
+from ._rest_api import add_rest_routes, endpoint_json, template_json
 from ._state import EndpointState
 from ._webhook import WebhookSender
 from ._worker_api import add_worker_routes
@@ -72,6 +81,8 @@ class LocalEndpoint:
         request is still counted).
     network_delay_ms: added to every job-API request, half before and half after it is handled, like
         the round trip to a remote API (for benchmarks); worker routes are not delayed.
+    gpu_prices: GPU type id -> price per hour, served as `securePrice` by the management APIs'
+        GPU catalog (null for every GPU type when not given).
     """
 
     def __init__(
@@ -89,6 +100,7 @@ class LocalEndpoint:
         status_sync: bool = True,
         rate_limits: RateLimits | None = RUNPOD_RATE_LIMITS,
         network_delay_ms: float = 0.0,
+        gpu_prices: Mapping[str, float] | None = None,
     ) -> None:
         self.host = host
         self._status_sync = status_sync
@@ -113,6 +125,7 @@ class LocalEndpoint:
             term_grace_s=term_grace_s,
         )
         self._webhooks = WebhookSender()
+        self._management = ManagementStore(self._context.endpoints, self._new_state, gpu_prices=gpu_prices)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -129,6 +142,12 @@ class LocalEndpoint:
     def url(self) -> str:
         """`http://127.0.0.1:PORT` (the real port once started)."""
         return f"http://{self._client_host}:{self._port}"
+
+    @property
+    def management_url(self) -> str:
+        """The base URL clients use instead of https://api.runpod.io (RUNPOD_API_BASE_URL):
+        GraphQL at `{management_url}/graphql`, REST v2 at `{management_url}/v2/serverless`."""
+        return self.url
 
     @property
     def job_api_url(self) -> str:
@@ -167,7 +186,7 @@ class LocalEndpoint:
 
     @property
     def endpoint_ids(self) -> list[str]:
-        return list(self._context.endpoints)
+        return self._call(lambda: list(self._context.endpoints))  # the management API adds and removes them
 
     def endpoint_url(self, endpoint_id: str) -> str:
         return f"{self.job_api_url}/{endpoint_id}"
@@ -186,11 +205,30 @@ class LocalEndpoint:
         def add() -> None:
             if config.id in self._context.endpoints:
                 raise ValueError(f"endpoint {config.id!r} already exists")
-            self._context.endpoints[config.id] = EndpointState(
-                config, self._supervisor, on_terminal=self._webhooks.job_finished
-            )
+            self._context.endpoints[config.id] = self._new_state(config)
 
         self._call(add)
+
+    def remove_endpoint(self, endpoint_id: str) -> None:
+        """Remove an endpoint now (whatever its workers settings, unlike the management API's delete):
+        its jobs are cancelled, its workers stopped, and its job routes answer 404."""
+
+        def remove() -> None:
+            self._endpoint(endpoint_id)  # KeyError for an unknown endpoint
+            self._context.endpoints.pop(endpoint_id).shutdown()
+
+        self._call(remove)
+
+    def templates(self) -> list[dict[str, Any]]:
+        """The management API's templates, as REST v2's `GET /v2/templates` lists them."""
+        return self._call(lambda: [template_json(t) for t in self._management.templates()])
+
+    def managed_endpoints(self) -> list[dict[str, Any]]:
+        """Every endpoint as REST v2's `GET /v2/serverless` lists it (incl. those added here)."""
+        return self._call(lambda: [endpoint_json(e) for e in self._management.endpoints()])
+
+    def _new_state(self, config: EndpointConfig) -> EndpointState:
+        return EndpointState(config, self._supervisor, on_terminal=self._webhooks.job_finished)
 
     def endpoint_config(self, endpoint_id: str) -> EndpointConfig:
         return self._endpoint(endpoint_id).config
@@ -338,6 +376,9 @@ class LocalEndpoint:
         self._stop_event = asyncio.Event()
         app = web.Application(client_max_size=WORKER_MAX_BYTES, middlewares=[error_middleware])
         app[CONTEXT] = self._context
+        app[MANAGEMENT] = self._management
+        add_graphql_routes(app)
+        add_rest_routes(app)  # before the job routes: both live under /v2/
         add_job_routes(app, status_sync=self._status_sync)
         add_worker_routes(app)
         runner = web.AppRunner(
@@ -380,6 +421,7 @@ class LocalEndpoint:
         info = {
             "url": self.url,
             "job_api_url": self.job_api_url,
+            "management_url": self.management_url,
             "pid": os.getpid(),
             "endpoints": self.endpoint_ids,
             "api_key_file": str(self.api_key_file),

@@ -19,6 +19,11 @@ is INITIALIZING until its first job-take, IDLE while it long-polls, RUNNING whil
 A result that arrives for a job that is no longer IN_PROGRESS on that worker (cancelled, timed out,
 already failed) is ignored and counted in `Job.late_results`.
 
+Settings change live (`reconfigure`, from the management API): a lower `workers_max` stops idle
+workers at once and running ones when their job ends, never mid-job; a new worker folder or env
+retires the current workers the same way, so the next jobs run on the new one. `shutdown` (the
+endpoint is deleted) cancels its jobs and stops its workers.
+
 Stop signals (cancel, timeout) wait in `WorkerRecord.stop_requests` until the worker's job-stop
 long-poll collects them; they are handed out again every `STOP_REDELIVER_S` while the worker still
 holds the job, because the SDK can only stop a job once its asyncio task exists.
@@ -104,6 +109,7 @@ class EndpointState:
         self._wakeup = asyncio.Event()  # replaced on every notify: a broadcast to take_jobs waiters
         self._start_failures = 0
         self._spawn_not_before = 0.0
+        self._stale: set[str] = set()  # workers started with an older worker folder or env
 
     @property
     def id(self) -> str:
@@ -308,6 +314,7 @@ class EndpointState:
         was_stopping = worker.status is WorkerStatus.STOPPING
         worker.status = WorkerStatus.EXITED
         worker.returncode = returncode
+        self._stale.discard(worker_id)
         if worker.idle_timer is not None:
             worker.idle_timer.cancel()
         worker.exited.set()
@@ -341,6 +348,39 @@ class EndpointState:
                 self._spawn_not_before = loop.time() + backoff
                 loop.call_later(backoff, self._scale)
         self._scale()
+
+    def reconfigure(self, config: EndpointConfig) -> None:
+        """Apply new settings (same id) to the live endpoint.
+
+        Lowering `workers_max` stops idle and starting workers now and running ones once their job
+        ends; raising it starts workers for waiting jobs. A changed worker (folder, env, handler,
+        interpreter) retires the current workers the same way. A new idle timeout restarts the idle
+        timers; a new execution timeout applies to jobs started from now on.
+        """
+        if config.id != self.id:
+            raise ValueError(f"cannot reconfigure endpoint {self.id} with the config of {config.id}")
+        old, self.config = self.config, config
+        worker_of = ("worker_dir", "env", "handler", "python")
+        if any(getattr(old, name) != getattr(config, name) for name in worker_of):
+            self._stale.update(self.workers)
+        for status in (WorkerStatus.IDLE, WorkerStatus.INITIALIZING):  # idle ones first: they are warm
+            for worker in [w for w in self.workers.values() if w.status is status]:
+                if worker.id in self._stale or self._surplus() > 0:
+                    self._retire(worker)
+                elif status is WorkerStatus.IDLE and old.idle_timeout_s != config.idle_timeout_s:
+                    self._set_idle(worker)  # restart its idle timer with the new timeout
+        self._scale()
+
+    def shutdown(self) -> None:
+        """The endpoint is deleted: cancel its jobs, wake every long-poll, stop every worker."""
+        for job in list(self.jobs.values()):
+            if not job.is_terminal:
+                if job.status is JobStatus.IN_QUEUE:
+                    self.queue.remove(job)
+                self._finish(job, JobStatus.CANCELLED)
+        self.close()
+        for worker in list(self.workers.values()):
+            self._retire(worker)
 
     def close(self) -> None:
         """Server shutdown: wake every long-poll and start nothing new."""
@@ -442,10 +482,14 @@ class EndpointState:
             self._release(worker, job_id)
 
     def _set_idle(self, worker: WorkerRecord) -> None:
+        if worker.id in self._stale or self._surplus() > 0:
+            self._retire(worker)  # scaled down or reconfigured while it was busy: stop it now
+            return
         worker.status = WorkerStatus.IDLE
+        if worker.idle_timer is not None:
+            worker.idle_timer.cancel()
+            worker.idle_timer = None
         if self.config.idle_timeout_s is not None and not self.closing:
-            if worker.idle_timer is not None:
-                worker.idle_timer.cancel()
             worker.idle_timer = asyncio.get_running_loop().call_later(
                 self.config.idle_timeout_s, self._idle_expired, worker
             )
@@ -455,10 +499,18 @@ class EndpointState:
         if worker.status is WorkerStatus.IDLE and not worker.jobs:
             self._retire(worker)
 
+    def _surplus(self) -> int:
+        """How many more workers are alive (not stopping) than `workers_max` allows."""
+        live = (WorkerStatus.INITIALIZING, WorkerStatus.IDLE, WorkerStatus.RUNNING)
+        return sum(1 for w in self.workers.values() if w.status in live) - self.config.workers_max
+
     def _retire(self, worker: WorkerRecord) -> None:
-        """Stop one worker (idle timeout or stopPod); its exit frees the slot."""
+        """Stop one worker (idle timeout, stopPod, scale-down); its exit frees the slot."""
         if worker.status in (WorkerStatus.STOPPING, WorkerStatus.EXITED):
             return
+        if worker.idle_timer is not None:
+            worker.idle_timer.cancel()
+            worker.idle_timer = None
         self._launcher.terminate(worker)  # SIGTERM first, so the SDK's loops end on the next 204
         worker.status = WorkerStatus.STOPPING
         worker.stop_event.set()

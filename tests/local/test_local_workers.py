@@ -177,7 +177,7 @@ def test_add_endpoint_validates_its_config(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="endpoint id"):
         EndpointConfig(id="bad/id", worker_dir=tmp_path)
     with pytest.raises(ValueError, match="workers_max"):
-        EndpointConfig(id="zero", worker_dir=tmp_path, workers_max=0)
+        EndpointConfig(id="negative", worker_dir=tmp_path, workers_max=-1)  # 0 is allowed: jobs wait
 
 
 def test_add_endpoint_while_running(api: Api, server: LocalEndpoint) -> None:
