@@ -40,7 +40,7 @@ __all__ = [
 
 #: Runs in flight at once while a batch is submitted.
 BATCH_PARALLEL = 8
-PANELS = ("tts", "layers", "jobs")
+PANELS = ("tts", "layers", "jobs", "deploy")
 
 #: Role -> endpoint id on the local endpoint (`rp-notebook local up`).
 LOCAL_ENDPOINTS = {"tts": "local-tts", "layers": "local-layers"}
@@ -152,11 +152,12 @@ def layers_many(images: Iterable[Any], *, endpoint: str | None = None, **params:
 
 
 def panel(kind: str = "tts", *, endpoint: str | None = None, **options: Any) -> ipywidgets.Widget:
-    """An interactive panel: "tts" (text to speech), "layers" (layered images) or "jobs".
+    """An interactive panel: "tts" (text to speech), "layers" (layered images), "jobs", or "deploy"
+    (create an endpoint from a model's preset).
 
     endpoint: the endpoint id for a model panel (default: the configured one, read at each submit).
     Options: `voices` (name -> file path or URL of a reference clip) and `text` for "tts";
-    `max_rows` for "jobs".
+    `max_rows` for "jobs"; `model` ("tts" or "layers") for "deploy".
     """
     from . import widgets
 
@@ -168,6 +169,10 @@ def panel(kind: str = "tts", *, endpoint: str | None = None, **options: Any) -> 
         if endpoint is not None:
             raise InputError("endpoint", "the jobs panel lists the jobs of every endpoint; it takes none")
         return widgets.JobsPanel(**options)
+    if kind == "deploy":
+        if endpoint is not None:
+            raise InputError("endpoint", "the deploy panel creates an endpoint; it takes none")
+        return widgets.DeployPanel(**options)
     raise InputError("panel", f"unknown panel {kind!r}; panels: {', '.join(PANELS)}")
 
 
@@ -177,8 +182,10 @@ _local: LocalEndpoint | None = None
 def start_local(*, port: int = 0) -> LocalEndpoint:
     """Start the local Runpod-compatible endpoint in this process and point rp_notebook at it.
 
-    Runs the CPU engines of the workers, needs no account and no GPU. The settings change for this
-    process only; nothing is written to disk. Starting twice returns the running one.
+    Runs the CPU engines of the workers, needs no account and no GPU. Both APIs point at it: the
+    job API and the management API (GraphQL, REST v2), so provisioning works there too. The
+    settings change for this process only; nothing is written to disk. Starting twice returns the
+    running one.
     """
     global _local
     if _local is not None and _local.running:
@@ -187,7 +194,12 @@ def start_local(*, port: int = 0) -> LocalEndpoint:
 
     _local = LocalEndpoint(port=port).start()
     atexit.register(_local.stop)
-    configure(api_key=_local.api_key, endpoint_base_url=_local.job_api_url, endpoints=LOCAL_ENDPOINTS)
+    configure(
+        api_key=_local.api_key,
+        endpoint_base_url=_local.job_api_url,
+        api_base_url=_local.management_url,
+        endpoints=LOCAL_ENDPOINTS,
+    )
     return _local
 
 

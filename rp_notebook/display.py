@@ -1,4 +1,4 @@
-"""Notebook display, in one place: the live job line, the audio player, the static layer gallery.
+"""Notebook display, in one place: the live job line, the audio player, the static layer gallery, tables.
 
 Everything renders to `text/html` plus a `text/plain` twin, so a saved notebook (nbviewer,
 GitHub) still shows the last state and plays the audio without a kernel: the player embeds the
@@ -8,14 +8,27 @@ file as a data: URL rather than pointing at a widget model that only lives in th
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterable, Sequence
 from html import escape
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .jobs import Job
+    from .provisioning import EndpointHealth, GpuPool
     from .results import AudioResult, LayersResult
 
-__all__ = ["AUDIO_MIME", "audio_html", "job_bundle", "layers_html", "setup_bundle"]
+__all__ = [
+    "AUDIO_MIME",
+    "Rendered",
+    "audio_html",
+    "health_cells",
+    "job_bundle",
+    "layers_html",
+    "price_text",
+    "setup_bundle",
+    "table_bundle",
+    "vram_text",
+]
 
 AUDIO_MIME = {"wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg"}
 
@@ -123,6 +136,82 @@ def setup_bundle(rows: list[tuple[str, str, str]]) -> dict[str, str]:
         "text/plain": text,
         "text/html": f"<table class='rp-notebook-setup' style='{_BOX}'>{cells}</table>",
     }
+
+
+def table_bundle(
+    columns: Sequence[str] | None,
+    rows: Iterable[Sequence[str]],
+    *,
+    notes: Iterable[str] = (),
+    css_class: str = "rp-notebook-table",
+) -> dict[str, str]:
+    """A table as HTML (every cell escaped) and aligned plain text, with notes below it.
+
+    `columns` None gives a listing without a header row (e.g. "name  value" pairs). Cells are text:
+    callers format numbers themselves, so the HTML and the text always say the same thing.
+    """
+    body = [[str(cell) for cell in row] for row in rows]
+    notes = list(notes)
+    head = list(columns) if columns is not None else None
+    widths = [
+        max(len(cell) for cell in column) for column in zip(*([head] if head else []), *body, strict=True)
+    ]
+    lines = []
+    for index, row in enumerate([head, *body] if head else body):
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+        if head and index == 0:
+            lines.append("  ".join("-" * width for width in widths))
+    text = "\n".join(lines + ([""] if notes and lines else []) + notes)
+    cell = "style='text-align:left;padding:2px 10px 2px 0'"
+    header = "".join(f"<th {cell}>{escape(name)}</th>" for name in head) if head else ""
+    cells = "".join(
+        "<tr>" + "".join(f"<td {cell}>{escape(value)}</td>" for value in row) + "</tr>" for row in body
+    )
+    notes_html = "".join(f"<div style='color:#6b7280'>{escape(note)}</div>" for note in notes)
+    thead = f"<thead><tr>{header}</tr></thead>" if head else ""
+    table = f"<table>{thead}<tbody>{cells}</tbody></table>" if body else ""
+    return {
+        "text/plain": text,
+        "text/html": f"<div class='{css_class}' style='{_BOX}'>{table}{notes_html}</div>",
+    }
+
+
+class Rendered:
+    """A ready mimebundle as a magic's return value (so `;` silences it and Out[] keeps it)."""
+
+    def __init__(self, bundle: dict[str, str], summary: str = "") -> None:
+        self._bundle = bundle
+        self._summary = summary
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        return self._bundle
+
+    def __repr__(self) -> str:
+        return self._summary or self._bundle.get("text/plain", "")
+
+
+# -- provisioning: the cells the magics' tables and the deploy panel share ----------------------------
+
+
+def vram_text(pool: GpuPool) -> str:
+    """A pool's memory: "16 GB", or "16-20 GB" for mixed cards (a worker is sure of the smaller)."""
+    low, high = pool.vram_gb, pool.max_vram_gb
+    return f"{low} GB" if low == high else f"{low}-{high} GB"
+
+
+def price_text(price_per_hour: float | None) -> str:
+    """A GPU-hour price as the API gave it; "—" when it gave none (never a guessed number)."""
+    return "—" if price_per_hour is None else f"${price_per_hour:.2f}"
+
+
+def health_cells(health: EndpointHealth) -> tuple[str, str]:
+    """(workers, jobs) of an endpoint's health, e.g. ("1 idle, 0 running", "0 queued, 1 running, ...")."""
+    workers = f"{health.workers_idle} idle, {health.workers_running} running"
+    jobs = (
+        f"{health.jobs_in_queue} queued, {health.jobs_in_progress} running, "
+        f"{health.jobs_completed} completed, {health.jobs_failed} failed"
+    )
+    return workers, jobs
 
 
 _CHECKERBOARD = (

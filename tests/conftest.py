@@ -63,7 +63,10 @@ def use_local(local_server):
     from rp_notebook.config import configure
 
     configure(
-        api_key=local_server.api_key, endpoint_base_url=local_server.job_api_url, endpoints=LOCAL_ENDPOINTS
+        api_key=local_server.api_key,
+        endpoint_base_url=local_server.job_api_url,
+        api_base_url=local_server.management_url,  # the management API (GraphQL, REST v2) too
+        endpoints=LOCAL_ENDPOINTS,
     )
     return local_server
 

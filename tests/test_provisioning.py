@@ -3,6 +3,8 @@ the real local endpoint (GraphQL and REST v2 over real HTTP; deployed endpoints 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import graphql
 import pytest
 
@@ -12,9 +14,9 @@ from rp_notebook.local._config import find_workers_dir
 from rp_notebook.provisioning import GPU_POOLS, Provisioner, parse_gpu_ids, preset_for
 from rp_notebook.provisioning._graphql import DOCUMENTS
 
-from .conftest import FIXTURE_WORKERS, REPO
-
+REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "rp_notebook" / "local" / "runpod_schema.graphql"
+ECHO_WORKER = REPO / "tests" / "fixtures" / "workers" / "echo"
 
 
 # ---------------------------------------------------------------------------- pools and presets
@@ -149,12 +151,16 @@ def test_deploy_runs_a_job_then_scale_and_delete_remove_the_endpoint(provisioner
     assert provisioner.delete_template(deployment.template.name).id == deployment.template.id
 
 
-def test_a_taken_template_name_with_other_settings_is_refused_before_anything_is_created(provisioner, request):
+def test_a_taken_template_name_with_other_settings_is_refused_before_anything_is_created(
+    provisioner, request
+):
     name = f"taken-{request.node.callspec.id}"
     first = provisioner.deploy("tts", name=name, workers_max=0)
     before = (len(provisioner.templates()), len(provisioner.endpoints(health=False)))
-    with pytest.raises(InputError, match="already exists .* different settings") as caught:
-        provisioner.deploy("tts", name=f"{name}-b", template_name=first.template.name, image="docker.io/me/other:1")
+    with pytest.raises(InputError, match=r"already exists .* different settings") as caught:
+        provisioner.deploy(
+            "tts", name=f"{name}-b", template_name=first.template.name, image="docker.io/me/other:1"
+        )
     assert caught.value.field == "template_name"
     assert (len(provisioner.templates()), len(provisioner.endpoints(health=False))) == before
     provisioner.delete_endpoint(first.endpoint.id)
@@ -185,7 +191,7 @@ def test_the_servers_refusal_reaches_the_user_unchanged(provisioner, request):
 
 
 def test_a_worker_folder_of_your_own_deploys_on_the_local_endpoint(provisioner, request):
-    echo = FIXTURE_WORKERS / "echo"
+    echo = ECHO_WORKER
     deployment = provisioner.deploy(
         "tts", name=f"own-{request.node.callspec.id}", image=f"local:{echo}", workers_max=1, env={"ECHO": "1"}
     )

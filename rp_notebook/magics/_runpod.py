@@ -4,9 +4,12 @@
 %runpod tts "Hello" [--opts]    speak; returns a Job handle at once, which turns into a player
 %%runpod tts [--opts]           the cell body is the text
 %%runpod tts --batch [lines]    one job per paragraph (blank-line separated) or per line; a Batch
-%runpod panel tts|layers|jobs   an interactive panel (--endpoint ID; tts: --voices VARIABLE)
+%runpod panel tts|layers|jobs|deploy
+                                an interactive panel (--endpoint ID; tts: --voices VARIABLE)
 %runpod jobs                    the jobs of this kernel
 %runpod local start|stop|status the local Runpod-compatible endpoint (CPU engines, no account)
+%runpod gpus|templates|endpoints|deploy|scale|delete|use
+                                provisioning: GPU pools, templates, endpoints (see below)
 """
 
 from __future__ import annotations
@@ -21,14 +24,18 @@ from IPython.utils.process import arg_split
 
 from .. import _api, display
 from ..config import current_settings
+from ..display import Rendered
 from ..jobs import get_manager
 from ..jobs._job import watching_new_jobs
 from ..models import MODELS, ModelSpec
 from ._parsing import MagicArgumentParser, model_parser, split_inputs
+from ._provisioning import COMMANDS as PROVISIONING_COMMANDS
+from ._provisioning import help_texts as provisioning_help
+from ._provisioning import run_command as run_provisioning
 
 __all__ = ["RunpodMagics"]
 
-_SUBCOMMANDS = (*MODELS, "panel", "jobs", "local", "help")
+_SUBCOMMANDS = (*MODELS, "panel", "jobs", "local", *PROVISIONING_COMMANDS, "help")
 #: --batch: how the text is split into one job each (a bare --batch means paragraphs).
 BATCH_SPLITS = ("paragraphs", "lines")
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
@@ -63,6 +70,7 @@ def _help() -> str:
     for spec in MODELS.values():
         parts.append(_model_parser(spec).format_help())
     parts.append(_panel_parser().format_help())
+    parts.extend(provisioning_help())
     return "\n".join(parts)
 
 
@@ -99,6 +107,8 @@ class RunpodMagics(Magics):
             return _jobs_table()
         if command == "local":
             return self._local(args)
+        if command in PROVISIONING_COMMANDS:
+            return run_provisioning(command, args)
         if command == "help":
             print(_help())
             return None
@@ -146,7 +156,7 @@ class RunpodMagics(Magics):
         action = args[0] if args else "status"
         if action == "start":
             server = _api.start_local()
-            return _Rendered(display.setup_bundle(_setup_rows()), f"local endpoint at {server.url}")
+            return Rendered(display.setup_bundle(_setup_rows()), f"local endpoint at {server.url}")
         if action == "stop":
             _api.stop_local()
             print("local endpoint stopped")
@@ -156,7 +166,7 @@ class RunpodMagics(Magics):
         raise UsageError("%runpod local start | stop | status")
 
     def _setup_status(self) -> Any:
-        return _Rendered(display.setup_bundle(_setup_rows()), "")
+        return Rendered(display.setup_bundle(_setup_rows()), "")
 
 
 def _setup_rows() -> list[tuple[str, str, str]]:
@@ -174,6 +184,12 @@ def _setup_rows() -> list[tuple[str, str, str]]:
             "job API",
             settings.endpoint_base_url,
             sources.get("endpoint_base_url") or sources.get("RUNPOD_ENDPOINT_BASE_URL", "default"),
+        ),
+        (
+            "management API",
+            f"{settings.management_api} at {settings.api_base_url}",
+            "RP_NOTEBOOK_MANAGEMENT_API=graphql|rest; "
+            + (sources.get("api_base_url") or sources.get("RUNPOD_API_BASE_URL", "default")),
         ),
     ]
     for model in MODELS:
@@ -198,20 +214,6 @@ def _setup_rows() -> list[tuple[str, str, str]]:
 def _jobs_table() -> Any:
     jobs = get_manager().jobs()
     if not jobs:
-        return _Rendered({"text/plain": "no jobs in this kernel yet"}, "")
+        return Rendered({"text/plain": "no jobs in this kernel yet"}, "")
     rows = [(job.id, f"{job.model or job.endpoint_id} · {job.status}", job.timing_summary()) for job in jobs]
-    return _Rendered(display.setup_bundle(rows), "")
-
-
-class _Rendered:
-    """A ready mimebundle as a magic's return value (so `;` silences it and Out[] keeps it)."""
-
-    def __init__(self, bundle: dict[str, str], summary: str) -> None:
-        self._bundle = bundle
-        self._summary = summary
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        return self._bundle
-
-    def __repr__(self) -> str:
-        return self._summary or self._bundle.get("text/plain", "")
+    return Rendered(display.setup_bundle(rows), "")
