@@ -55,7 +55,7 @@ class Job:
     def __init__(
         self,
         manager: JobManager,
-        client: JobsClient,
+        client: JobsClient | None,
         endpoint_id: str,
         job_id: str,
         *,
@@ -84,6 +84,8 @@ class Job:
         self._player: Any = None
         self._manager = manager
         self._client = client
+        #: The job API this job lives on (its ledger key, with the endpoint and job ids).
+        self.base_url = client.http.base_url if client is not None else ""
         self._future: Future[Any] = Future()
         self._lock = threading.Lock()
         self._display_ids: list[str] = []
@@ -152,7 +154,7 @@ class Job:
         """Cancel on the server. Returns the status it answered (CANCELLED, or the end state it had)."""
         if self.done():
             return self.status
-        body = self._client.cancel(self.endpoint_id, self.id)
+        body = self._connected().cancel(self.endpoint_id, self.id)
         self._apply({**self.body, **body})
         self._manager.wake()
         return self.status
@@ -161,18 +163,27 @@ class Job:
         """Re-run a FAILED or TIMED_OUT job (same id, same input) and follow it again."""
         if self.status not in (JobStatus.FAILED, JobStatus.TIMED_OUT):
             raise RunpodError(f"job {self.id} is {self.status}; only FAILED or TIMED_OUT jobs can be retried")
-        body = self._client.retry(self.endpoint_id, self.id)
+        body = self._connected().retry(self.endpoint_id, self.id)
         with self._lock:
             self._future = Future()
             self.ended_at = None
             self.body = {}
+        self.status = str(body.get("status", JobStatus.IN_QUEUE))
+        self._manager._record_submitted(self, retried=True)
         self._apply(body)
         self._manager.track(self)
 
     def refresh(self) -> str:
         """Ask the server for the status now (the poller does this on its own)."""
-        self._apply(self._client.status(self.endpoint_id, self.id))
+        self._apply(self._connected().status(self.endpoint_id, self.id))
         return self.status
+
+    def _connected(self) -> JobsClient:
+        if self._client is None:
+            raise RunpodError(
+                f"job {self.id} was loaded from the job ledger without an API key; set the key to reach Runpod"
+            )
+        return self._client
 
     # -- fed by the manager -----------------------------------------------------------------------
 
@@ -182,14 +193,20 @@ class Job:
             if self.done():
                 return
             self.body = body
-            self.status = str(body.get("status", self.status))
+            previous, self.status = self.status, str(body.get("status", self.status))
             self.last_poll_error = None
             ended = self.status in TERMINAL_STATES
         if ended:
             # Decoding may download result files: done outside the lock, so displays stay live.
             result, error = self._outcome(body)
+            # Saved before anyone can see it: a kernel that dies now still has the result on disk.
+            self._manager._record_status(
+                self, ended=True, error=None if error is None else str(error), result=result
+            )
             self._resolve(result, error)
         else:
+            if self.status != previous:
+                self._manager._record_status(self)
             self.refresh_display()
 
     def _apply_stream(self, body: dict[str, Any]) -> None:
@@ -243,6 +260,7 @@ class Job:
 
     def _fail(self, error: RunpodError) -> None:
         """The job cannot be followed any more (it expired, or the key was refused)."""
+        self._manager._record_status(self, ended=True, error=str(error))
         self._resolve(None, error)
 
     # -- display ----------------------------------------------------------------------------------

@@ -192,9 +192,8 @@ class Ledger:
             )
 
     def result_folder(self, job_id: str) -> Path:
-        folder = self.results_dir / job_id
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
+        """Where a job's result is saved (created by whoever saves it, see `_saved.save_result`)."""
+        return self.results_dir / job_id
 
     # ------------------------------------------------------------------ reading
     def recent(self, limit: int = 50) -> list[LedgerEntry]:

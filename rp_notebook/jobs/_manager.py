@@ -32,25 +32,43 @@ How jobs are followed (sized for hundreds in flight):
 - Every request goes through the client's RequestBudget (client/_budget.py), so 500 jobs never
   burst past the endpoint's rate or concurrency limits, and a 429 pauses every thread at once.
 - Once a second, a small display thread re-renders displayed jobs that are still running.
+
+Nothing paid for is lost (`_ledger.py`): every job is written to the user's job ledger when its
+`run` is answered, each status change is recorded, and a result is saved to the results folder
+before `job.result()` sees it. After a kernel restart, `recover()` follows the jobs the ledger
+still has in flight on this API, and `resume(job_id)` gives one job back: from its saved result
+if it ended, else by following it on Runpod. The ledger is best effort: if it cannot be written
+(a read-only disk), one warning says so and the jobs go on in memory.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import heapq
 import itertools
+import logging
+import sqlite3
 import threading
 import time
+import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..client import TERMINAL_STATES, JobsClient, JobStatus, RequestBudget
 from ..config import Settings, current_settings
-from ..errors import AuthenticationError, NotFoundError, RunpodError
+from ..errors import AuthenticationError, ConfigurationError, InputError, NotFoundError, RunpodError
 from ._job import Job
+from ._ledger import Ledger, LedgerEntry
+from ._saved import load_result, remove_result, save_result
 
-__all__ = ["JobManager", "get_manager"]
+__all__ = ["USER_LEDGER", "JobManager", "get_manager"]
+
+log = logging.getLogger(__name__)
+
+#: `JobManager(ledger=USER_LEDGER)`: the ledger in the user's data folder, opened on first use.
+USER_LEDGER = "user"
 
 LONG_POLL_MS = 60_000
 #: status-sync answers only at the end; a displayed job polls in shorter rounds so its line shows
@@ -96,6 +114,8 @@ class JobManager:
     max_concurrent_polls: long-polls in flight per endpoint (see the module docstring for why this
     is enough). long_poll_ms: how long one status-sync may wait (1,000-90,000).
     budget: the clients' RequestBudget; None shares the process-wide one (Runpod's limits).
+    ledger: where jobs and results are recorded: the user's ledger (default), another `Ledger`,
+    or None to keep nothing on disk.
     """
 
     def __init__(
@@ -104,12 +124,16 @@ class JobManager:
         max_concurrent_polls: int = MAX_CONCURRENT_POLLS,
         long_poll_ms: int = LONG_POLL_MS,
         budget: RequestBudget | None = None,
+        ledger: Ledger | str | None = USER_LEDGER,
     ) -> None:
         if max_concurrent_polls < 1:
             raise ValueError("max_concurrent_polls must be >= 1")
         self.max_concurrent_polls = max_concurrent_polls
         self.long_poll_ms = long_poll_ms
         self._budget = budget
+        self._ledger_choice = ledger
+        self._ledger: Ledger | None = ledger if isinstance(ledger, Ledger) else None
+        self._ledger_failed = False
         self._cond = threading.Condition()
         self._all: dict[str, Job] = {}
         self._clients: dict[tuple[str, str], JobsClient] = {}
@@ -166,6 +190,7 @@ class JobManager:
             streams=follow_stream and bool(input.get("stream")),
         )
         job.body = body
+        self._record_submitted(job)
         self.track(job)
         return job
 
@@ -230,15 +255,174 @@ class JobManager:
         return future
 
     def attach(
-        self, endpoint_id: str, job_id: str, *, model: str | None = None, settings: Settings | None = None
+        self,
+        endpoint_id: str,
+        job_id: str,
+        *,
+        model: str | None = None,
+        settings: Settings | None = None,
+        submitted_at: float | None = None,
+        input: dict[str, Any] | None = None,
     ) -> Job:
         """Follow a job submitted elsewhere (another kernel, the CLI, the runpod SDK)."""
         existing = self._all.get(job_id)
         if existing is not None:
             return existing
-        job = Job(self, self.client(settings), endpoint_id, job_id, model=model, status="UNKNOWN")
+        job = Job(
+            self,
+            self.client(settings),
+            endpoint_id,
+            job_id,
+            model=model,
+            status="UNKNOWN",
+            submitted_at=submitted_at,
+            input=input,
+        )
+        self._record_submitted(job)
         self.track(job)
         return job
+
+    # -- the ledger: recovery after a restart ------------------------------------------------------
+
+    @property
+    def ledger(self) -> Ledger | None:
+        """The job ledger, opened on first use; None when there is none (or it cannot be opened)."""
+        if self._ledger is None and self._ledger_choice == USER_LEDGER and not self._ledger_failed:
+            try:
+                self._ledger = Ledger()
+            except (OSError, sqlite3.Error) as exc:
+                self._ledger_unavailable(exc)
+        return self._ledger
+
+    def recover(self, settings: Settings | None = None) -> list[Job]:
+        """Follow again every job the ledger has in flight on this API (after a kernel restart).
+
+        Jobs recorded against another base URL (another API, an old local endpoint) are left in
+        the ledger untouched. A job Runpod no longer knows (its TTL passed, or its result was
+        kept 30 minutes and dropped) ends with NotFoundError, and the ledger records that."""
+        ledger = self.ledger
+        if ledger is None:
+            return []
+        settings = settings or current_settings()
+        base_url = self.client(settings).http.base_url
+        return [
+            self._from_entry(entry, settings)
+            for entry in ledger.in_flight()
+            if entry.base_url == base_url or entry.job_id in self._all
+        ]
+
+    def resume(self, job_id: str, settings: Settings | None = None) -> Job:
+        """One job of this or an earlier session: from its saved result if it ended, else followed again."""
+        existing = self._all.get(job_id)
+        if existing is not None:
+            return existing
+        entries = self.ledger.find(job_id) if self.ledger is not None else []
+        if not entries:
+            raise InputError(
+                "job_id",
+                f"job {job_id} is not in the job ledger; to follow a job submitted elsewhere, give its "
+                "endpoint: %runpod attach JOB_ID --endpoint ENDPOINT_ID",
+            )
+        return self._from_entry(entries[0], settings or current_settings())
+
+    def _from_entry(self, entry: LedgerEntry, settings: Settings) -> Job:
+        existing = self._all.get(entry.job_id)
+        if existing is not None:
+            return existing
+        if not entry.ended:
+            return self.attach(
+                entry.endpoint_id,
+                entry.job_id,
+                model=entry.model,
+                settings=dataclasses.replace(settings, endpoint_base_url=entry.base_url),
+                submitted_at=entry.submitted_at,
+                input=dict(entry.parameters),
+            )
+        try:
+            client: JobsClient | None = self.client(
+                dataclasses.replace(settings, endpoint_base_url=entry.base_url)
+            )
+        except ConfigurationError:
+            client = None  # no key: a saved result still shows; cancel and retry say why they cannot
+        job = Job(
+            self,
+            client,
+            entry.endpoint_id,
+            entry.job_id,
+            model=entry.model,
+            status=entry.status,
+            submitted_at=entry.submitted_at,
+            input=dict(entry.parameters),
+        )
+        job.base_url = entry.base_url
+        if entry.result_path:
+            try:
+                job._resolve(load_result(entry.result_path), None)
+            except (OSError, ValueError, KeyError) as exc:
+                job._resolve(None, RunpodError(f"job {entry.job_id}: its saved result cannot be read: {exc}"))
+        else:
+            job._resolve(None, RunpodError(f"job {entry.job_id} ended {entry.status}: {entry.error or ''}"))
+        job.ended_at = entry.ended_at
+        with self._cond:
+            self._all[job.id] = job
+        return job
+
+    def _record_submitted(self, job: Job, *, retried: bool = False) -> None:
+        ledger = self.ledger
+        if ledger is None:
+            return
+        if retried:
+            remove_result(ledger.result_folder(job.id))
+        try:
+            ledger.record_submitted(
+                job_id=job.id,
+                endpoint_id=job.endpoint_id,
+                base_url=job.base_url,
+                model=job.model,
+                status=job.status,
+                parameters=job.input,
+                submitted_at=job.submitted_at,
+            )
+        except sqlite3.Error as exc:
+            self._ledger_unavailable(exc)
+
+    def _record_status(
+        self, job: Job, *, ended: bool = False, error: str | None = None, result: Any = None
+    ) -> None:
+        """Record a status change; at the end, save the result first (called before job.result() sees it)."""
+        ledger = self.ledger
+        if ledger is None:
+            return
+        result_path = None
+        try:
+            if result is not None:
+                result_path = save_result(result, ledger.result_folder(job.id))
+        except OSError as exc:
+            # The result is still in memory (job.result()); only the copy on disk is missing.
+            log.warning("job %s: its result could not be saved to %s: %s", job.id, ledger.results_dir, exc)
+            error = f"result not saved: {exc}"
+        try:
+            ledger.record_status(
+                job_id=job.id,
+                endpoint_id=job.endpoint_id,
+                base_url=job.base_url,
+                status=job.status,
+                ended=ended,
+                error=error,
+                result_path=result_path,
+            )
+        except sqlite3.Error as exc:
+            self._ledger_unavailable(exc)
+
+    def _ledger_unavailable(self, exc: Exception) -> None:
+        if not self._ledger_failed:
+            self._ledger_failed = True
+            warnings.warn(
+                f"the job ledger cannot be written ({exc}); jobs of this session are kept in memory "
+                "only and cannot be recovered after a restart",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
     def jobs(self) -> list[Job]:
         """Every job of this process, oldest first."""
@@ -251,7 +435,7 @@ class JobManager:
             self._all[job.id] = job
             followed = self._followed.get(job)
             if followed is None:
-                endpoint = (job._client.http.base_url, job.endpoint_id)
+                endpoint = (job.base_url, job.endpoint_id)
                 followed = self._followed[job] = _Followed(job, endpoint)
             followed.failures = 0
             followed.fallback_delay = followed.stream_delay = 0.0
@@ -384,7 +568,8 @@ class JobManager:
 
     def _read_status(self, followed: _Followed) -> float:
         """One status-sync long-poll (or plain status); returns the delay before the next poll."""
-        job, client = followed.job, followed.job._client
+        job = followed.job
+        client = job._connected()
         delay = 0.0
         if client.status_sync_supported:
             wait_ms = DISPLAYED_LONG_POLL_MS if job.is_displayed else self.long_poll_ms
@@ -403,7 +588,7 @@ class JobManager:
     def _read_stream(self, followed: _Followed) -> float:
         """One /stream read: new parts to the job; returns the delay before the next read."""
         job = followed.job
-        body = job._client.stream(job.endpoint_id, job.id)
+        body = job._connected().stream(job.endpoint_id, job.id)
         job._apply_stream(body)
         status = body.get("status")
         if status in TERMINAL_STATES:

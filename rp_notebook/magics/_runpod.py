@@ -6,7 +6,8 @@
 %%runpod tts --batch [lines]    one job per paragraph (blank-line separated) or per line; a Batch
 %runpod panel tts|layers|jobs|deploy
                                 an interactive panel (--endpoint ID; tts: --voices VARIABLE)
-%runpod jobs                    the jobs of this kernel
+%runpod jobs [--limit N]        recent jobs of this and earlier sessions (the job ledger)
+%runpod attach JOB_ID | --all   follow jobs again after a restart, or show their saved results
 %runpod local start|stop|status the local Runpod-compatible endpoint (CPU engines, no account)
 %runpod gpus|templates|endpoints|deploy|scale|delete|use
                                 provisioning: GPU pools, templates, endpoints (see below)
@@ -25,9 +26,10 @@ from IPython.utils.process import arg_split
 from .. import _api, display
 from ..config import current_settings
 from ..display import Rendered
-from ..jobs import get_manager
 from ..jobs._job import watching_new_jobs
 from ..models import MODELS, ModelSpec
+from ._jobs import attach_command, jobs_command
+from ._jobs import help_texts as jobs_help
 from ._parsing import MagicArgumentParser, model_parser, split_inputs
 from ._provisioning import COMMANDS as PROVISIONING_COMMANDS
 from ._provisioning import help_texts as provisioning_help
@@ -35,7 +37,7 @@ from ._provisioning import run_command as run_provisioning
 
 __all__ = ["RunpodMagics"]
 
-_SUBCOMMANDS = (*MODELS, "panel", "jobs", "local", *PROVISIONING_COMMANDS, "help")
+_SUBCOMMANDS = (*MODELS, "panel", "jobs", "attach", "local", *PROVISIONING_COMMANDS, "help")
 #: --batch: how the text is split into one job each (a bare --batch means paragraphs).
 BATCH_SPLITS = ("paragraphs", "lines")
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
@@ -70,6 +72,7 @@ def _help() -> str:
     for spec in MODELS.values():
         parts.append(_model_parser(spec).format_help())
     parts.append(_panel_parser().format_help())
+    parts.extend(jobs_help())
     parts.extend(provisioning_help())
     return "\n".join(parts)
 
@@ -104,7 +107,9 @@ class RunpodMagics(Magics):
         if command == "panel":
             return self._panel(args)
         if command == "jobs":
-            return _jobs_table()
+            return jobs_command(args)
+        if command == "attach":
+            return attach_command(args)
         if command == "local":
             return self._local(args)
         if command in PROVISIONING_COMMANDS:
@@ -209,11 +214,3 @@ def _setup_rows() -> list[tuple[str, str, str]]:
         ("local endpoint", local.url if local else "not running", "" if local else "%runpod local start")
     )
     return rows
-
-
-def _jobs_table() -> Any:
-    jobs = get_manager().jobs()
-    if not jobs:
-        return Rendered({"text/plain": "no jobs in this kernel yet"}, "")
-    rows = [(job.id, f"{job.model or job.endpoint_id} · {job.status}", job.timing_summary()) for job in jobs]
-    return Rendered(display.setup_bundle(rows), "")

@@ -10,6 +10,9 @@ the values that moved. Two things drive refreshes:
 Listed jobs that are still running are `watch()`ed, so the manager polls them in short rounds as
 it does displayed ones. Buttons send one request each (cancel, retry) and return; "open" shows the
 result (player, gallery or raw output) or the error below the table.
+
+Jobs of earlier sessions (a kernel restarted with jobs in flight) are in the job ledger: the panel
+says how many, and "Resume" follows those again and lists the recent saved results beside them.
 """
 
 from __future__ import annotations
@@ -85,6 +88,13 @@ class JobsPanel(widgets.VBox):
         self.table = widgets.VBox()
         self.message = widgets.HTML()
         self.result_area = widgets.VBox()
+        self.earlier = widgets.HTML()
+        self.resume_button = _small_button("Resume", "history", "rp-jobs-resume")
+        self.resume_button.layout.width = "110px"
+        self.resume_button.tooltip = "Follow jobs of earlier sessions again and list their saved results"
+        self.resume_button.on_click(lambda _: self.resume_earlier())
+        self.earlier_bar = widgets.HBox([self.earlier, self.resume_button])
+        self.earlier_bar.add_class("rp-jobs-earlier")
         self.summary.add_class("rp-jobs-summary")
         self.table.add_class("rp-jobs-table")
         self.message.add_class("rp-jobs-message")
@@ -99,8 +109,9 @@ class JobsPanel(widgets.VBox):
                 )
             ]
         )
-        super().__init__([self.summary, self.table, self.message, self.result_area])
+        super().__init__([self.summary, self.earlier_bar, self.table, self.message, self.result_area])
         self.add_class("rp-jobs-panel")
+        self._show_earlier()
         self.refresh()
         TICKER.add(self)
 
@@ -134,6 +145,33 @@ class JobsPanel(widgets.VBox):
         else:
             body = result_view(job.result(timeout=0))
         self.result_area.children = (head, body)
+
+    @guarded
+    def resume_earlier(self) -> list[Job]:
+        """Follow again the jobs of earlier sessions still in flight, and list recent saved results."""
+        manager = self._jobs_manager
+        jobs = manager.recover()
+        ledger = manager.ledger
+        if ledger is not None:
+            known = {job.id for job in manager.jobs()}
+            for entry in ledger.recent(self.max_rows):
+                if entry.job_id not in known and entry.result_path:
+                    jobs.append(manager.resume(entry.job_id))
+        self.message.value = note_html(f"{len(jobs)} job(s) of earlier sessions listed")
+        self._show_earlier()
+        self.refresh()
+        return jobs
+
+    def _show_earlier(self) -> None:
+        ledger = self._jobs_manager.ledger
+        known = {job.id for job in self._jobs_manager.jobs()}
+        recent = [e for e in ledger.recent(self.max_rows) if e.job_id not in known] if ledger else []
+        waiting = [e for e in ledger.in_flight() if e.job_id not in known] if ledger else []
+        text = f"{len(recent)} recent job(s) of earlier sessions"
+        if waiting:
+            text += f", {len(waiting)} of them with no recorded end"
+        self.earlier.value = note_html(text) if recent or waiting else ""
+        self.earlier_bar.layout.display = None if recent or waiting else "none"
 
     def refresh(self) -> None:
         """Bring the table up to date with the manager's jobs (the ticker calls this every second)."""
