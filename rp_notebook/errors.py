@@ -5,6 +5,7 @@
     ├── InputError (ValueError)   a model input out of range, of the wrong type, or unknown;
     │                             names the field and what it allows, raised before any request
     ├── TransportError            the server could not be reached, or the connection broke
+    │   └── RunAnswerLostError    a run was sent but its answer lost: a job may be queued (not re-sent)
     ├── APIError                  the job API answered with an HTTP error
     │   ├── AuthenticationError   401/403: missing or wrong API key
     │   ├── NotFoundError         404: unknown endpoint, or a job that expired (TTL, retention)
@@ -44,6 +45,7 @@ __all__ = [
     "PayloadTooLargeError",
     "ProvisioningError",
     "RateLimitedError",
+    "RunAnswerLostError",
     "RunpodError",
     "ServerError",
     "TransportError",
@@ -81,6 +83,18 @@ class TransportError(RunpodError):
     def __init__(self, message: str, *, maybe_delivered: bool = True) -> None:
         self.maybe_delivered = maybe_delivered
         super().__init__(message)
+
+
+class RunAnswerLostError(TransportError):
+    """A run (or runsync) request was sent, but its answer never came: a job may have been queued.
+
+    Not retried, on purpose (see the module docstring). `endpoint_id` names the endpoint; the
+    message says what to do. `maybe_delivered` is always True.
+    """
+
+    def __init__(self, endpoint_id: str, message: str) -> None:
+        self.endpoint_id = endpoint_id
+        super().__init__(message, maybe_delivered=True)
 
 
 class APIError(RunpodError):

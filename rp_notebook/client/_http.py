@@ -8,9 +8,18 @@ Retry policy (why, not only what):
   `Retry-After` (or a backoff when the server gives none) pauses the endpoint's whole operation
   group in the shared RequestBudget (`_budget.py`), so every thread waits it out, and the retry
   passes through the same gate as any other request.
-- 5xx, dropped connections and read timeouts are retried only for idempotent calls (status, stream,
-  health, cancel, purge). A `run` whose answer was lost may have queued a paid job, so it is not
-  re-sent; the caller gets a TransportError that says so (see JobsClient.run).
+- 5xx, dropped connections and read timeouts are retried only for idempotent calls (status,
+  status-sync, stream, health, cancel, purge), with exponential backoff and jitter
+  (`RetryPolicy`). Asking again cannot change anything on the server, so it is always safe.
+- A `run` (or `runsync`) that may have reached the server is never re-sent. Why: Runpod's job API
+  has no idempotency key, so a second POST queues a second job, billed on its own; and it has no
+  way to list an endpoint's jobs, so a client cannot check whether the first one arrived. When the
+  connection drops or times out after the request was sent, the job may or may not exist, and only
+  the lost answer held its id. The call ends at once in `RunAnswerLostError` (JobsClient.run):
+  it says that a job may have been queued and billed, why it was not re-sent, and where to look for
+  it. A 5xx answer to a run is just as ambiguous (the gateway may fail after queueing), so it ends in
+  a ServerError that says the same. Only a 429 and a request that provably never left this machine
+  (connection refused, connect timeout) are re-sent: nothing ran.
 
 Before every attempt the request takes a slot in the RequestBudget, which keeps us under Runpod's
 per-endpoint rate and concurrency limits (blocking the calling thread until a slot is free), so a
@@ -23,7 +32,9 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -101,6 +112,19 @@ class HTTPTransport:
         self._session.verify = environment["verify"]
         #: Count of HTTP requests actually sent (benchmarks report requests per job).
         self.requests_sent = 0
+        #: Retries by cause: "unreachable" (never sent), "no_answer" (dropped or timed out),
+        #: "server_error" (5xx), "rate_limited" (429). Read with `retry_counts()`.
+        self._retries: Counter[str] = Counter()
+        self._retries_lock = threading.Lock()
+
+    def retry_counts(self) -> dict[str, int]:
+        """How many requests were sent again, by cause (see `_retries`)."""
+        with self._retries_lock:
+            return dict(self._retries)
+
+    def _count_retry(self, cause: str) -> None:
+        with self._retries_lock:
+            self._retries[cause] += 1
 
     def close(self) -> None:
         self._session.close()
@@ -155,10 +179,12 @@ class HTTPTransport:
             except requests.RequestException as exc:
                 never_sent = _never_sent(exc)
                 if (idempotent or never_sent) and not last:
+                    self._count_retry("unreachable" if never_sent else "no_answer")
                     self._sleep(self.retry.delay(attempt))
                     continue
                 raise TransportError(
-                    self._transport_message(method, url, exc, never_sent), maybe_delivered=not never_sent
+                    self._transport_message(method, url, exc, never_sent, attempt + 1),
+                    maybe_delivered=not never_sent,
                 ) from None
             if response.status_code == 429:
                 wait = _retry_after(response)
@@ -167,8 +193,10 @@ class HTTPTransport:
                 # Every thread on this endpoint and group waits, this retry included (in slot()).
                 self.budget.pause(self.base_url, endpoint_id, operation, wait)
                 if not last and wait <= self.retry.max_retry_after:
+                    self._count_retry("rate_limited")
                     continue
             if response.status_code >= 500 and idempotent and not last:
+                self._count_retry("server_error")
                 self._sleep(self.retry.delay(attempt))
                 continue
             return self._decode(response, what)
@@ -213,11 +241,14 @@ class HTTPTransport:
             raise ServerError(f"{subject}server error ({status}): {detail}", status_code=status, body=payload)
         raise APIError(f"{subject}HTTP {status}: {detail}", status_code=status, body=payload)
 
-    def _transport_message(self, method: str, url: str, exc: Exception, never_sent: bool) -> str:
+    def _transport_message(
+        self, method: str, url: str, exc: Exception, never_sent: bool, attempts: int
+    ) -> str:
         reason = self.settings.redact(f"{type(exc).__name__}: {exc}")
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
         if never_sent:
-            return f"could not reach {self.base_url} ({reason})"
-        return f"{method} {url} got no answer ({reason})"
+            return f"could not reach {self.base_url}{tries} ({reason})"
+        return f"{method} {url} got no answer{tries} ({reason})"
 
 
 def _never_sent(exc: requests.RequestException) -> bool:

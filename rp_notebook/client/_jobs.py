@@ -3,22 +3,55 @@
 Thin on purpose: one method per operation, plain dicts in and out (the job bodies are Runpod's own
 shapes, shared/docs/runpod-platform.md §1). The Job handle and the poller in rp_notebook.jobs build
 the notebook experience on top of it.
+
+Under faults every call ends in a result or in one clear error (the transport, `_http.py`, retries
+what is safe to retry):
+
+- status, status-sync, stream, health, cancel, purge-queue: retried with backoff on dropped
+  connections, timeouts, 5xx and 429; after the last attempt, the error of that attempt.
+- run, runsync: a lost answer is not retried and ends in `RunAnswerLostError`. How a lost run
+  answer is handled, and why: the request may have queued a job (which is billed if it runs), and
+  only the lost answer held its id. Runpod's job API has no idempotency key, so sending the run again
+  could queue and bill the same work twice; and it cannot list an endpoint's jobs, so the client
+  cannot look for the first one either. The error therefore says that a job may exist and be
+  billed, that nothing was re-sent, and where a person can find it (the endpoint's requests in the
+  Runpod console, its /health counts) and cancel it. A 5xx answer to a run is treated the same way
+  (a ServerError with that advice): a gateway can fail after the job was queued.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from ..config import Settings, current_settings
-from ..errors import APIError, NotFoundError, TransportError
+from ..errors import APIError, NotFoundError, RunAnswerLostError, ServerError, TransportError
 from ._budget import RequestBudget
 from ._http import HTTPTransport, RetryPolicy
 from ._status import TERMINAL_STATES, JobStatus
 
-__all__ = ["MAX_RUNSYNC_BYTES", "MAX_RUN_BYTES", "TERMINAL_STATES", "JobStatus", "JobsClient"]
+__all__ = [
+    "MAX_RUNSYNC_BYTES",
+    "MAX_RUN_BYTES",
+    "TERMINAL_STATES",
+    "JobStatus",
+    "JobsClient",
+]
 
 MAX_RUN_BYTES = 10 * 1024 * 1024
 MAX_RUNSYNC_BYTES = 20 * 1024 * 1024
+
+
+def _where_to_look(base_url: str, endpoint_id: str) -> str:
+    return (
+        "A job may have been queued, and it is billed if it runs. It was not sent again: Runpod has no "
+        "idempotency key, so a second run would queue (and bill) a second job, and no API lists an "
+        "endpoint's jobs, so rp_notebook cannot look for the first one. To find it, see the "
+        f"endpoint's requests in the Runpod console, or GET {base_url}/{endpoint_id}/health "
+        "(inQueue/inProgress); cancel it there, or purge the endpoint's queue, before submitting the "
+        "same input again."
+    )
 
 
 class JobsClient:
@@ -69,12 +102,13 @@ class JobsClient:
     ) -> dict[str, Any]:
         """Queue a job; returns `{"id", "status"}`.
 
-        Not retried once the request may have reached the server: if the answer is lost, the job
-        may or may not exist, and re-sending could pay for it twice. The TransportError then says
-        so; the caller decides (a 429 or a refused connection is retried, as nothing ran).
+        Not retried once the request may have reached the server: a lost answer (dropped
+        connection, read timeout) raises RunAnswerLostError and a 5xx a ServerError, both saying
+        that a job may have been queued and billed and how to find it (see the module docstring).
+        A 429 and a request that never left this machine are retried, as nothing ran.
         """
         body = _job_body(input, webhook, policy, s3_config)
-        try:
+        with self._run_outcome_unknown(endpoint_id):
             return self.http.request(
                 "POST",
                 f"{endpoint_id}/run",
@@ -83,12 +117,6 @@ class JobsClient:
                 max_body_bytes=MAX_RUN_BYTES,
                 what=f"endpoint {endpoint_id}",
             )
-        except TransportError as exc:
-            if not exc.maybe_delivered:
-                raise
-            raise TransportError(
-                f"{exc} - the job may have been queued; check the endpoint's jobs before submitting again"
-            ) from None
 
     def runsync(
         self,
@@ -103,16 +131,31 @@ class JobsClient:
         """Run and wait up to `wait_ms` (1,000-300,000) server-side; the body may still be non-final."""
         wait_ms = _clamp(wait_ms, 1_000, 300_000)
         body = _job_body(input, webhook, policy, s3_config)
-        return self.http.request(
-            "POST",
-            f"{endpoint_id}/runsync",
-            body=body,
-            params={"wait": wait_ms},
-            idempotent=False,
-            max_body_bytes=MAX_RUNSYNC_BYTES,
-            timeout=wait_ms / 1000 + 15,
-            what=f"endpoint {endpoint_id}",
-        )
+        with self._run_outcome_unknown(endpoint_id):
+            return self.http.request(
+                "POST",
+                f"{endpoint_id}/runsync",
+                body=body,
+                params={"wait": wait_ms},
+                idempotent=False,
+                max_body_bytes=MAX_RUNSYNC_BYTES,
+                timeout=wait_ms / 1000 + 15,
+                what=f"endpoint {endpoint_id}",
+            )
+
+    @contextlib.contextmanager
+    def _run_outcome_unknown(self, endpoint_id: str) -> Iterator[None]:
+        """Turn the errors after which a job may exist into ones that say so and where to look."""
+        try:
+            yield
+        except TransportError as exc:
+            if not exc.maybe_delivered:
+                raise  # never reached the server: nothing was queued
+            advice = _where_to_look(self.http.base_url, endpoint_id)
+            raise RunAnswerLostError(endpoint_id, f"{exc}. {advice}") from None
+        except ServerError as exc:
+            advice = _where_to_look(self.http.base_url, endpoint_id)
+            raise ServerError(f"{exc}. {advice}", status_code=exc.status_code, body=exc.body) from None
 
     # -- observe ----------------------------------------------------------------------------------
 

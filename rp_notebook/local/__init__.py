@@ -14,7 +14,7 @@ preset image mapped to the bundled worker).
 
 Modules: `_config` (EndpointConfig, workers folder), `_records` (job/worker records), `_state`
 (the state machine, no HTTP), `_jobs_api` / `_worker_api` (routes), `_workers` (processes),
-`_limits` (payload and rate limits), `_webhook`, `_management` (templates and endpoints, shared by
+`_limits` (payload and rate limits), `_faults` (injected faults for tests), `_webhook`, `_management` (templates and endpoints, shared by
 `_graphql_api` and `_rest_api`), `_server` (LocalEndpoint, serve), `__main__`
 (`python -m rp_notebook.local up`).
 """
@@ -28,6 +28,7 @@ from ._config import (
     default_endpoints,
     find_workers_dir,
 )
+from ._faults import Faults
 from ._records import JobInfo, JobStatus, WorkerInfo, WorkerStatus
 from ._server import LocalEndpoint, serve
 
@@ -35,6 +36,7 @@ __all__ = [
     "LOCAL_LAYERS_ENDPOINT_ID",
     "LOCAL_TTS_ENDPOINT_ID",
     "EndpointConfig",
+    "Faults",
     "JobInfo",
     "JobStatus",
     "LocalEndpoint",

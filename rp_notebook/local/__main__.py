@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ._config import RUN_RESULT_RETENTION_S
 from ._server import LocalEndpoint, serve
 
 __all__ = ["build_up_parser", "main", "main_local_up"]
@@ -33,7 +34,24 @@ def build_up_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
         help="folder for the key file, server.json and worker logs (default: a temp dir)",
     )
     parser.add_argument("--log-level", default="INFO", help="server log level (default INFO)")
+    parser.add_argument(
+        "--result-retention",
+        type=_positive_seconds,
+        default=RUN_RESULT_RETENTION_S,
+        metavar="SECONDS",
+        help="how long a finished /run job's result stays readable (default 1800, Runpod's 30 min)",
+    )
     return parser
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return value
 
 
 def _print_banner(server: LocalEndpoint) -> None:
@@ -54,6 +72,9 @@ def _print_banner(server: LocalEndpoint) -> None:
     else:
         lines.append(f"  API key: the one you gave (also in {server.api_key_file}, mode 0600)")
     lines.append(f"  worker logs: {server.logs_dir}")
+    retention = server.result_retention_s
+    kept = "until the server stops" if retention is None else f"{retention:g} s after a job ends"
+    lines.append(f"  /run results kept {kept}")
     lines.append("Press Ctrl+C to stop.")
     print("\n".join(lines), flush=True)
 
@@ -73,7 +94,13 @@ def main_local_up(argv: Sequence[str] | None = None) -> int:
             print(f"error: {args.api_key_file} is empty", file=sys.stderr)
             return 2
     try:
-        serve(args.port, api_key, state_dir=args.state_dir, on_ready=_print_banner)
+        serve(
+            args.port,
+            api_key,
+            state_dir=args.state_dir,
+            on_ready=_print_banner,
+            result_retention_s=args.result_retention,
+        )
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -2,8 +2,9 @@
 
 An endpoint of the local server is a worker folder (a `handler.py` that calls
 `runpod.serverless.start`, exactly as it runs in a Runpod image) plus the settings Runpod keeps per
-endpoint: the worker env, `workers_max`, the execution timeout, an idle timeout and how long results
-stay readable. Nothing here imports aiohttp or the runpod SDK.
+endpoint: the worker env, `workers_max`, the execution timeout, an idle timeout, how long results
+stay readable and how long a job may live at all (its TTL). Nothing here imports aiohttp or the
+runpod SDK.
 
 The bundled workers are found in this order:
 
@@ -24,6 +25,8 @@ from pathlib import Path
 __all__ = [
     "LOCAL_LAYERS_ENDPOINT_ID",
     "LOCAL_TTS_ENDPOINT_ID",
+    "MAX_JOB_TTL_MS",
+    "RUN_RESULT_RETENTION_S",
     "EndpointConfig",
     "default_endpoints",
     "find_workers_dir",
@@ -32,6 +35,12 @@ __all__ = [
 LOCAL_TTS_ENDPOINT_ID = "local-tts"
 LOCAL_LAYERS_ENDPOINT_ID = "local-layers"
 WORKERS_DIR_ENV = "RP_NOTEBOOK_WORKERS_DIR"
+
+#: Runpod's documented defaults (shared/docs/runpod-platform.md §1.2-1.3).
+RUN_RESULT_RETENTION_S = 1800.0  # /run results: 30 min after the job ended
+SYNC_RESULT_RETENTION_S = 60.0  # /runsync results: 1 min
+DEFAULT_JOB_TTL_MS = 24 * 3600 * 1000  # policy.ttl: 24 h from submission
+MAX_JOB_TTL_MS = 7 * 24 * 3600 * 1000  # policy.ttl may be at most 7 days
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 # The management API (REST v2) lives under the same /v2/ prefix as the job API: an endpoint with
@@ -56,8 +65,12 @@ class EndpointConfig:
         `policy.executionTimeout`; None means no limit. Runpod's default is 600 s.
     idle_timeout_s: an idle worker is stopped after this many seconds; None keeps workers warm
         until the server stops.
-    result_retention_s: a finished job is forgotten (404) this long after it ended; None keeps
-        every job until the server stops. Runpod keeps `/run` results 30 min.
+    result_retention_s: a finished `/run` job is forgotten (404) this long after it ended; None
+        keeps every job until the server stops. Runpod keeps `/run` results 30 min.
+    sync_result_retention_s: the same for `/runsync` jobs (ids `sync-...`); Runpod keeps them 1 min.
+    job_ttl_ms: a job's total lifetime from submission, queue time included, unless its request
+        sets `policy.ttl`; once it passes the job is deleted whatever its state (a running job's
+        worker is told to stop) and `/status` answers 404. Runpod's default is 24 h.
     """
 
     id: str
@@ -68,7 +81,9 @@ class EndpointConfig:
     python: str | None = None
     execution_timeout_ms: int | None = 600_000
     idle_timeout_s: float | None = None
-    result_retention_s: float | None = 1800.0
+    result_retention_s: float | None = RUN_RESULT_RETENTION_S
+    sync_result_retention_s: float | None = SYNC_RESULT_RETENTION_S
+    job_ttl_ms: int = DEFAULT_JOB_TTL_MS
 
     def __post_init__(self) -> None:
         if not isinstance(self.id, str) or not _ID_RE.match(self.id):
@@ -98,8 +113,13 @@ class EndpointConfig:
             raise ValueError(f"endpoint {self.id}: execution_timeout_ms must be > 0 or None")
         if self.idle_timeout_s is not None and self.idle_timeout_s <= 0:
             raise ValueError(f"endpoint {self.id}: idle_timeout_s must be > 0 or None")
-        if self.result_retention_s is not None and self.result_retention_s <= 0:
-            raise ValueError(f"endpoint {self.id}: result_retention_s must be > 0 or None")
+        for name in ("result_retention_s", "sync_result_retention_s"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"endpoint {self.id}: {name} must be > 0 or None")
+        ttl = self.job_ttl_ms
+        if not isinstance(ttl, int) or isinstance(ttl, bool) or not 0 < ttl <= MAX_JOB_TTL_MS:
+            raise ValueError(f"endpoint {self.id}: job_ttl_ms must be an int in 1..{MAX_JOB_TTL_MS} (7 days)")
         if Path(self.handler).name != self.handler:
             raise ValueError(f"endpoint {self.id}: handler must be a file name inside worker_dir")
 

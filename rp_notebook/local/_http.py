@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from ..client._budget import RUNPOD_RATE_LIMITS
+from ._faults import Faults
 from ._limits import EndpointRateLimiter
 from ._state import EndpointState
 
@@ -24,7 +25,8 @@ log = logging.getLogger("rp_notebook.local")
 
 @dataclass
 class ServerContext:
-    """What the routes need: the endpoints, the client API key, the worker token, the rate limiter."""
+    """What the routes need: the endpoints, the client API key, the worker token, the rate limiter,
+    and the injected faults (tests only; inactive unless set)."""
 
     api_key: str
     worker_token: str
@@ -33,6 +35,7 @@ class ServerContext:
     network_delay_s: float = 0.0  # a simulated round trip on every job-API request (benchmarks)
     job_take_hold_s: float = 30.0  # the SDK gives up on a job-take after 90 s
     job_stop_hold_s: float = 30.0
+    faults: Faults = field(default_factory=Faults)
 
 
 CONTEXT = web.AppKey("rp_local_context", ServerContext)

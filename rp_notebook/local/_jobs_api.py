@@ -2,7 +2,7 @@
 
     POST /v2/{ep}/run                      {"input":..., "webhook"?, "policy"?, "s3Config"?}
     POST /v2/{ep}/runsync[?wait=ms]        waits 1000-300000 ms (default 90000), id "sync-..."
-    GET  /v2/{ep}/status/{id}
+    GET  /v2/{ep}/status/{id}[?ttl=ms]     ttl: the job is deleted ttl ms from now instead
     GET  /v2/{ep}/status-sync/{id}?wait=ms long-poll, 1000-90000 ms, returns once terminal
     GET  /v2/{ep}/stream/{id}              {"status", "stream": [{"output": chunk}, ...]}, consumed
     POST /v2/{ep}/cancel/{id}              {"id", "status"}
@@ -15,7 +15,15 @@ status, status-sync and stream also answer POST (the SDK's local dev server only
 Auth is `Authorization: Bearer <key>` or the bare key (Runpod's docs show both): 401 otherwise,
 checked before anything else. Then 404 for an unknown endpoint, then Runpod's per-endpoint rate
 limits (429 with Retry-After, see `_limits.py`), then 404 for an unknown job. Bodies over 10 MB (run)
-or 20 MB (runsync) get 413; malformed JSON or a missing `input` gets 400.
+or 20 MB (runsync) get 413; malformed JSON or a missing `input` gets 400, and so does a `policy`
+whose `executionTimeout` or `ttl` is not a positive integer of ms (ttl: at most 7 days). Runpod's
+minimums (5 s, 10 s) are not enforced here, so tests can use short ones.
+
+A job is 404 once it expired: its TTL passed (whatever its state) or its result's retention ended
+(see `_state.py`). A status-sync or runsync that was waiting for it answers 404 too.
+
+Injected faults (tests, `_faults.py`) act between the endpoint check and the rate limiter; when none
+are set the route checks a single boolean.
 
 One route is not Runpod's, and says so in its path:
 
@@ -32,6 +40,8 @@ from typing import Any
 
 from aiohttp import web
 
+from ._config import MAX_JOB_TTL_MS
+from ._faults import after_route, before_route
 from ._http import CONTEXT, json_error, query_ms
 from ._records import Job
 from ._state import EndpointState, StateError
@@ -74,6 +84,11 @@ def _endpoint_route(
         endpoint = context.endpoints.get(endpoint_id)
         if endpoint is None:
             return json_error(404, f"endpoint {endpoint_id!r} not found")
+        plan = context.faults.decide(operation) if context.faults.active else None
+        if plan is not None:
+            injected = await before_route(request, plan)
+            if injected is not None:
+                return injected
         retry_after = context.limiter.admit(endpoint_id, operation)
         if retry_after is not None:
             response = json_error(
@@ -92,6 +107,8 @@ def _endpoint_route(
             context.limiter.release(endpoint_id, operation)
         if context.network_delay_s:
             await asyncio.sleep(context.network_delay_s / 2)  # ...and the answer's way back
+        if plan is not None:
+            response = await after_route(request, plan, response, context.faults)
         return response
 
     route.__name__ = handler.__name__
@@ -99,11 +116,32 @@ def _endpoint_route(
 
 
 def _job(endpoint: EndpointState, request: web.Request) -> Job:
-    job_id = request.match_info["job_id"]
-    job = endpoint.get(job_id)
+    job = endpoint.get(request.match_info["job_id"])
     if job is None:
-        raise _ApiError(404, f"job {job_id!r} not found on endpoint {endpoint.id!r} (unknown or expired)")
+        raise _not_found(endpoint, request.match_info["job_id"])
     return job
+
+
+def _not_found(endpoint: EndpointState, job_id: str) -> _ApiError:
+    return _ApiError(404, f"job {job_id!r} not found on endpoint {endpoint.id!r} (unknown or expired)")
+
+
+def _still_there(endpoint: EndpointState, job: Job) -> Job:
+    """After a wait: the job, unless its TTL deleted it meanwhile (then 404, as /status answers)."""
+    if endpoint.get(job.id) is not job:
+        raise _not_found(endpoint, job.id)
+    return job
+
+
+def _positive_ms(value: Any, field: str, maximum: int | None = None) -> int | None:
+    """A policy field in ms: None when absent, else a positive integer (400 naming the field)."""
+    if value is None:
+        return None
+    valid = isinstance(value, int) and not isinstance(value, bool) and value > 0
+    if not valid or (maximum is not None and value > maximum):
+        bound = f" of at most {maximum} (7 days)" if maximum is not None else ""
+        raise _ApiError(400, f"'{field}' must be a positive integer (ms){bound}, got {json.dumps(value)}")
+    return value
 
 
 async def _read_job_request(request: web.Request, limit: int) -> dict[str, Any]:
@@ -137,10 +175,8 @@ async def _read_job_request(request: web.Request, limit: int) -> dict[str, Any]:
     if policy is not None:
         if not isinstance(policy, dict):
             raise _ApiError(400, "'policy' must be an object")
-        timeout = policy.get("executionTimeout")
-        valid = isinstance(timeout, int) and not isinstance(timeout, bool) and timeout > 0
-        if timeout is not None and not valid:
-            raise _ApiError(400, "'policy.executionTimeout' must be a positive integer (ms)")
+        _positive_ms(policy.get("executionTimeout"), "policy.executionTimeout")
+        _positive_ms(policy.get("ttl"), "policy.ttl", MAX_JOB_TTL_MS)
         job_request["policy"] = policy
     s3_config = body.get("s3Config")
     if s3_config is not None:
@@ -159,18 +195,28 @@ async def runsync(request: web.Request, endpoint: EndpointState) -> web.StreamRe
     wait_ms = query_ms(request, "wait", 90_000, 1_000, 300_000)
     job = endpoint.submit(await _read_job_request(request, RUNSYNC_MAX_BYTES), sync=True)
     await endpoint.wait_terminal(job, wait_ms / 1000)
-    return web.json_response(job.body())
+    return web.json_response(_still_there(endpoint, job).body())
 
 
 async def status(request: web.Request, endpoint: EndpointState) -> web.StreamResponse:
-    return web.json_response(_job(endpoint, request).body())
+    job = _job(endpoint, request)
+    raw_ttl = request.query.get("ttl")
+    if raw_ttl is not None:
+        try:
+            ttl = int(raw_ttl)
+        except ValueError:
+            ttl = 0
+        if not 0 < ttl <= MAX_JOB_TTL_MS:
+            raise _ApiError(400, f"query parameter 'ttl' must be a positive integer (ms), got {raw_ttl!r}")
+        endpoint.set_ttl(job, ttl)
+    return web.json_response(job.body())
 
 
 async def status_sync_route(request: web.Request, endpoint: EndpointState) -> web.StreamResponse:
     job = _job(endpoint, request)
     wait_ms = query_ms(request, "wait", 90_000, 1_000, 90_000)
     await endpoint.wait_terminal(job, wait_ms / 1000)
-    return web.json_response(job.body())
+    return web.json_response(_still_there(endpoint, job).body())
 
 
 async def stream(request: web.Request, endpoint: EndpointState) -> web.StreamResponse:

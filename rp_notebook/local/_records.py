@@ -109,16 +109,37 @@ class Job:
     done: asyncio.Event = field(default_factory=asyncio.Event)  # set while the job is terminal
     timeout_handle: asyncio.TimerHandle | None = None
     retention_handle: asyncio.TimerHandle | None = None
+    ttl_handle: asyncio.TimerHandle | None = None  # deletes the job when its TTL passes
 
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATES
 
     @property
+    def is_sync(self) -> bool:
+        """Submitted with /runsync (Runpod keeps those results for a shorter time)."""
+        return self.id.startswith("sync-")
+
+    @property
     def execution_timeout_ms(self) -> int | None:
+        return self._policy_ms("executionTimeout")
+
+    @property
+    def ttl_ms(self) -> int | None:
+        """`policy.ttl`: the job's total lifetime from submission, when the request set one."""
+        return self._policy_ms("ttl")
+
+    def _policy_ms(self, name: str) -> int | None:
         policy = self.request.get("policy") or {}
-        value = policy.get("executionTimeout")
+        value = policy.get(name)
         return int(value) if value is not None else None
+
+    def cancel_timers(self) -> None:
+        for name in ("timeout_handle", "retention_handle", "ttl_handle"):
+            handle = getattr(self, name)
+            if handle is not None:
+                handle.cancel()
+                setattr(self, name, None)
 
     def body(self) -> dict[str, Any]:
         """The client-facing body of `/status`, `/runsync` and friends."""
@@ -153,6 +174,7 @@ class Job:
             attempt=self.attempt,
             late_results=self.late_results,
             pending_stream_chunks=len(self.stream),
+            input=self.request.get("input"),
             # Wall-clock time, so another process (a benchmark's client) can compare it with its own.
             finished_at=None
             if self.finished_at is None
@@ -173,6 +195,7 @@ class JobInfo:
     late_results: int
     pending_stream_chunks: int
     finished_at: float | None = None  # time.time() when the job reached its end state
+    input: Any = None  # the request's `input`, as received (shared, not copied: do not modify)
 
     @property
     def late_result_received(self) -> bool:

@@ -16,6 +16,14 @@ RUNPOD_API_BASE_URL names in production): GraphQL at `/graphql` and REST v2 at `
 `/v2/{new id}/run` runs the template's worker. `gpu_prices` gives GPU types a price (there is none
 otherwise: the local endpoint does not invent prices).
 
+Results and TTL: a finished `/run` job stays readable `result_retention_s` (Runpod's 30 min) on the
+default endpoints and on endpoints deployed through the management API; an EndpointConfig given here
+keeps its own setting. Every job is deleted once its TTL (`policy.ttl`, default 24 h) has passed.
+
+Faults (tests): `faults` drops connections, answers 500 or 429, or delays answers of the job API, by
+rule and seeded (see `_faults.py`); `jobs(endpoint_id)` lists what the server really created, so a
+test can check a client against it.
+
 Rate limits: Runpod's per-endpoint table by default (`rate_limits=`, None for none); over them the
 job API answers 429 with Retry-After. `rate_limit_stats(endpoint_id)` counts every job-API request,
 let through or refused, per operation (see `_limits.py`).
@@ -33,6 +41,7 @@ import asyncio
 import atexit
 import concurrent.futures
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -48,8 +57,9 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from ..client._budget import RUNPOD_RATE_LIMITS, RateLimits
-from ._config import EndpointConfig
+from ._config import RUN_RESULT_RETENTION_S, EndpointConfig
 from ._config import default_endpoints as _default_endpoints
+from ._faults import Faults
 from ._graphql_api import add_graphql_routes
 from ._http import CONTEXT, ServerContext, error_middleware
 from ._jobs_api import add_job_routes
@@ -83,6 +93,10 @@ class LocalEndpoint:
         the round trip to a remote API (for benchmarks); worker routes are not delayed.
     gpu_prices: GPU type id -> price per hour, served as `securePrice` by the management APIs'
         GPU catalog (null for every GPU type when not given).
+    result_retention_s: how long finished `/run` jobs stay readable on the default endpoints and
+        on those the management API deploys (None: until the server stops); an EndpointConfig
+        passed in `endpoints` or to `add_endpoint` keeps its own `result_retention_s`.
+    faults: injected job-API faults (tests); `server.faults` can also be set while it runs.
     """
 
     def __init__(
@@ -101,8 +115,13 @@ class LocalEndpoint:
         rate_limits: RateLimits | None = RUNPOD_RATE_LIMITS,
         network_delay_ms: float = 0.0,
         gpu_prices: Mapping[str, float] | None = None,
+        result_retention_s: float | None = RUN_RESULT_RETENTION_S,
+        faults: Faults | None = None,
     ) -> None:
+        if result_retention_s is not None and result_retention_s <= 0:
+            raise ValueError("result_retention_s must be > 0 or None")
         self.host = host
+        self._result_retention_s = result_retention_s
         self._status_sync = status_sync
         self._port = port
         self._api_key = api_key or secrets.token_urlsafe(24)
@@ -116,6 +135,7 @@ class LocalEndpoint:
             job_stop_hold_s=job_take_hold_s,
             limiter=EndpointRateLimiter(rate_limits),
             network_delay_s=network_delay_ms / 1000,
+            faults=faults or Faults(),
         )
         self._supervisor = WorkerSupervisor(
             base_url="",
@@ -125,7 +145,9 @@ class LocalEndpoint:
             term_grace_s=term_grace_s,
         )
         self._webhooks = WebhookSender()
-        self._management = ManagementStore(self._context.endpoints, self._new_state, gpu_prices=gpu_prices)
+        self._management = ManagementStore(
+            self._context.endpoints, self._new_managed_state, gpu_prices=gpu_prices
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -133,7 +155,8 @@ class LocalEndpoint:
         self._start_error: BaseException | None = None
         self._serving = False
         self._stopped = False
-        configs = list(_default_endpoints_if(default_endpoints)) + list(endpoints)
+        defaults = [self._with_server_retention(c) for c in _default_endpoints_if(default_endpoints)]
+        configs = defaults + list(endpoints)
         for config in configs:
             self.add_endpoint(config, check=False)
 
@@ -161,6 +184,16 @@ class LocalEndpoint:
     @property
     def api_key(self) -> str:
         return self._api_key
+
+    @property
+    def result_retention_s(self) -> float | None:
+        """How long finished /run jobs stay readable on the default and deployed endpoints."""
+        return self._result_retention_s
+
+    @property
+    def faults(self) -> Faults:
+        """The job API's injected faults: `server.faults.set(drop=0.1, ...)`, `.counts`."""
+        return self._context.faults
 
     @property
     def api_key_generated(self) -> bool:
@@ -230,6 +263,13 @@ class LocalEndpoint:
     def _new_state(self, config: EndpointConfig) -> EndpointState:
         return EndpointState(config, self._supervisor, on_terminal=self._webhooks.job_finished)
 
+    def _new_managed_state(self, config: EndpointConfig) -> EndpointState:
+        """An endpoint the management API deploys: it gets the server's result retention."""
+        return self._new_state(self._with_server_retention(config))
+
+    def _with_server_retention(self, config: EndpointConfig) -> EndpointConfig:
+        return dataclasses.replace(config, result_retention_s=self._result_retention_s)
+
     def endpoint_config(self, endpoint_id: str) -> EndpointConfig:
         return self._endpoint(endpoint_id).config
 
@@ -239,6 +279,15 @@ class LocalEndpoint:
         def get() -> JobInfo | None:
             job = self._endpoint(endpoint_id).get(job_id)
             return None if job is None else job.snapshot()
+
+        return self._call(get)
+
+    def jobs(self, endpoint_id: str) -> list[JobInfo]:
+        """Snapshots of every job the endpoint still knows (expired ones are gone), oldest first;
+        each carries its `input`, so a test can tell what the server really created."""
+
+        def get() -> list[JobInfo]:
+            return [job.snapshot() for job in self._endpoint(endpoint_id).jobs.values()]
 
         return self._call(get)
 
@@ -443,6 +492,7 @@ def serve(
     endpoints: Iterable[EndpointConfig] = (),
     default_endpoints: bool = True,
     on_ready: Callable[[LocalEndpoint], None] | None = None,
+    result_retention_s: float | None = RUN_RESULT_RETENTION_S,
 ) -> None:
     """Run a LocalEndpoint until SIGINT/SIGTERM (for `rp-notebook local up`). Call from the main thread."""
     stop_requested = threading.Event()
@@ -452,7 +502,12 @@ def serve(
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     server = LocalEndpoint(
-        port, api_key, state_dir=state_dir, endpoints=endpoints, default_endpoints=default_endpoints
+        port,
+        api_key,
+        state_dir=state_dir,
+        endpoints=endpoints,
+        default_endpoints=default_endpoints,
+        result_retention_s=result_retention_s,
     )
     try:
         server.start()

@@ -13,6 +13,21 @@ Job lifecycle (Runpod's states)::
         '--cancel / purge-queue--> CANCELLED
     FAILED | TIMED_OUT --retry--> IN_QUEUE (same id, same input, output cleared)
 
+How long a job is readable (Runpod's rules, runpod-platform.md §1.2-1.3): a terminal job is
+forgotten `result_retention_s` after it ended (30 min; `sync_result_retention_s`, 1 min, for
+/runsync jobs), and every job, whatever its state, is deleted once its TTL has passed since
+submission (`policy.ttl`, else the endpoint's `job_ttl_ms`, 24 h; `/status?ttl=ms` sets a new one
+from now). An expired job that was IN_PROGRESS gets a stop signal for its worker; the worker's slot
+is freed when its result (then ignored) or its next job-take arrives. Either way the routes answer
+404 for the job from then on, as Runpod does. /retry keeps the original TTL: it counts from the
+first submission.
+
+A worker that dies while holding a job (crash, OOM kill, SIGKILL) FAILS that job with an error that
+names the worker, how it ended and its log; the job is not re-queued on its own. Runpod documents no
+automatic re-run: it counts retries only for `/retry`, which the client calls (`Job.retry()`), and a
+crash caused by the input itself (out of memory, a segfault in a native library) would only crash
+the next worker too and bill twice. The endpoint starts a new worker for the jobs still queued.
+
 Workers (each an unmodified runpod SDK worker, one job at a time) are started on demand: when jobs
 wait and fewer than `workers_max` workers are alive, `_scale` asks the launcher for more. A worker
 is INITIALIZING until its first job-take, IDLE while it long-polls, RUNNING while it holds a job.
@@ -103,6 +118,7 @@ class EndpointState:
         self.completed = 0
         self.failed = 0
         self.retried = 0
+        self.expired = 0  # jobs deleted by their TTL (not in /health, as on Runpod)
         self.closing = False
         self._launcher = launcher
         self._on_terminal = on_terminal
@@ -119,8 +135,13 @@ class EndpointState:
     def submit(self, request: dict[str, Any], *, sync: bool = False) -> Job:
         job = Job(id=new_job_id(sync), endpoint_id=self.id, request=request)
         self.jobs[job.id] = job
+        self._set_ttl(job, job.ttl_ms or self.config.job_ttl_ms)
         self._enqueue(job)
         return job
+
+    def set_ttl(self, job: Job, ttl_ms: int) -> None:
+        """`/status?ttl=ms`: the job is deleted `ttl_ms` from now instead (shorter or longer)."""
+        self._set_ttl(job, ttl_ms)
 
     def get(self, job_id: str) -> Job | None:
         return self.jobs.get(job_id)
@@ -150,9 +171,10 @@ class EndpointState:
             raise StateError(
                 400, f"job {job.id} is {job.status.value}; only FAILED or TIMED_OUT jobs can be retried"
             )
-        for handle in (job.timeout_handle, job.retention_handle):
+        for handle in (job.timeout_handle, job.retention_handle):  # not the TTL: it counts from submission
             if handle is not None:
                 handle.cancel()
+        job.timeout_handle = job.retention_handle = None
         job.attempt += 1
         job.status = JobStatus.IN_QUEUE
         job.submitted_at = time.monotonic()
@@ -259,14 +281,19 @@ class EndpointState:
         """A POST to job-done: a progress update (`status: IN_PROGRESS`) or the final result.
         Returns False for an unknown job."""
         job = self.jobs.get(job_id)
+        worker = self.workers.get(worker_id)
         if job is None:
-            return False
+            if worker is None or job_id not in worker.jobs:
+                return False
+            # The job expired (TTL) while this worker ran it: drop the result, free the worker.
+            if payload.get("status") != JobStatus.IN_PROGRESS.value:
+                self._release(worker, job_id)
+            return True
         current = job.status is JobStatus.IN_PROGRESS and job.worker_id == worker_id
         if payload.get("status") == JobStatus.IN_PROGRESS.value:
             if current:
                 job.output, job.has_output = payload.get("output"), True
             return True
-        worker = self.workers.get(worker_id)
         if not current:
             job.late_results += 1
             log.info("endpoint %s: ignored a late result for job %s (%s)", self.id, job_id, job.status.value)
@@ -391,9 +418,7 @@ class EndpointState:
             if worker.idle_timer is not None:
                 worker.idle_timer.cancel()
         for job in self.jobs.values():
-            for handle in (job.timeout_handle, job.retention_handle):
-                if handle is not None:
-                    handle.cancel()
+            job.cancel_timers()
 
     # ------------------------------------------------------------------ internals
     def _notify(self) -> None:
@@ -442,10 +467,9 @@ class EndpointState:
         elif status in (JobStatus.FAILED, JobStatus.TIMED_OUT):
             self.failed += 1
         job.done.set()
-        if self.config.result_retention_s is not None:
-            job.retention_handle = loop.call_later(
-                self.config.result_retention_s, self._forget, job, job.attempt
-            )
+        retention = self.config.sync_result_retention_s if job.is_sync else self.config.result_retention_s
+        if retention is not None:
+            job.retention_handle = loop.call_later(retention, self._forget, job, job.attempt)
         if self._on_terminal is not None:
             try:
                 self._on_terminal(job)
@@ -453,8 +477,30 @@ class EndpointState:
                 log.exception("endpoint %s: on_terminal hook failed for job %s", self.id, job.id)
 
     def _forget(self, job: Job, attempt: int) -> None:
+        """The result's retention is over: the job is gone (404)."""
         if job.attempt == attempt and job.is_terminal and self.jobs.get(job.id) is job:
+            job.cancel_timers()
             del self.jobs[job.id]
+
+    def _set_ttl(self, job: Job, ttl_ms: int) -> None:
+        if job.ttl_handle is not None:
+            job.ttl_handle.cancel()
+        job.ttl_handle = asyncio.get_running_loop().call_later(ttl_ms / 1000, self._expire, job)
+
+    def _expire(self, job: Job) -> None:
+        """The job's TTL passed: delete it whatever its state (Runpod's hard limit)."""
+        job.ttl_handle = None
+        if self.jobs.get(job.id) is not job:
+            return
+        if job.status is JobStatus.IN_QUEUE:
+            self.queue.remove(job)
+        elif job.status is JobStatus.IN_PROGRESS:
+            self._request_stop(job)  # the worker keeps the job in `jobs` until it lets go of it
+        job.cancel_timers()
+        del self.jobs[job.id]
+        self.expired += 1
+        job.done.set()  # wakes status-sync and runsync waiters; they find the job gone (404)
+        log.info("endpoint %s: job %s expired (TTL) while %s", self.id, job.id, job.status.value)
 
     def _request_stop(self, job: Job) -> None:
         worker = self.workers.get(job.worker_id or "")
