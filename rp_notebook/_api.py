@@ -9,11 +9,12 @@ from __future__ import annotations
 import atexit
 import base64
 import io
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import configure, current_settings
+from .config import check_endpoint_id, configure, current_settings
 from .errors import InputError
 from .jobs import Batch, BatchInputError, Job, get_manager
 from .models import LAYERS, MODELS, ModelSpec
@@ -40,7 +41,7 @@ __all__ = [
 
 #: Runs in flight at once while a batch is submitted.
 BATCH_PARALLEL = 8
-PANELS = ("tts", "layers", "jobs", "deploy")
+PANELS = ("tts", "layers", "jobs", "deploy", "login")
 
 #: Role -> endpoint id on the local endpoint (`rp-notebook local up`).
 LOCAL_ENDPOINTS = {"tts": "local-tts", "layers": "local-layers"}
@@ -80,7 +81,7 @@ def submit(
     """
     clean = prepare_input(_spec(model), inputs)
     settings = current_settings()
-    endpoint_id = endpoint or settings.endpoint_for(model)
+    endpoint_id = check_endpoint_id(endpoint) if endpoint is not None else settings.endpoint_for(model)
     options = {"s3_config": s3_config, "policy": policy, "webhook": webhook}
     return get_manager().submit(
         endpoint_id, clean, model=model, settings=settings, **{k: v for k, v in options.items() if v}
@@ -125,7 +126,7 @@ def submit_many(
     if errors:
         raise BatchInputError(errors, len(items))
     settings = current_settings()
-    endpoint_id = endpoint or settings.endpoint_for(model)
+    endpoint_id = check_endpoint_id(endpoint) if endpoint is not None else settings.endpoint_for(model)
     submitted = get_manager().submit_many(
         endpoint_id, clean, model=model, settings=settings, max_parallel=max_parallel
     )
@@ -152,12 +153,13 @@ def layers_many(images: Iterable[Any], *, endpoint: str | None = None, **params:
 
 
 def panel(kind: str = "tts", *, endpoint: str | None = None, **options: Any) -> ipywidgets.Widget:
-    """An interactive panel: "tts" (text to speech), "layers" (layered images), "jobs", or "deploy"
-    (create an endpoint from a model's preset).
+    """An interactive panel: "tts" (text to speech), "layers" (layered images), "jobs", "deploy"
+    (create an endpoint from a model's preset), or "login" (the API key, from a password field).
 
     endpoint: the endpoint id for a model panel (default: the configured one, read at each submit).
     Options: `voices` (name -> file path or URL of a reference clip) and `text` for "tts";
-    `max_rows` for "jobs"; `model` ("tts" or "layers") for "deploy".
+    `max_rows` for "jobs"; `model` ("tts" or "layers") for "deploy"; `dotenv_path` and `save` for
+    "login".
     """
     from . import widgets
 
@@ -173,6 +175,10 @@ def panel(kind: str = "tts", *, endpoint: str | None = None, **options: Any) -> 
         if endpoint is not None:
             raise InputError("endpoint", "the deploy panel creates an endpoint; it takes none")
         return widgets.DeployPanel(**options)
+    if kind == "login":
+        if endpoint is not None:
+            raise InputError("endpoint", "the login panel sets the API key; it takes no endpoint")
+        return widgets.LoginPanel(**options)
     raise InputError("panel", f"unknown panel {kind!r}; panels: {', '.join(PANELS)}")
 
 
@@ -224,6 +230,8 @@ def _spec(model: str) -> ModelSpec:
 
 def _media_value(name: str, value: Any) -> Any:
     if hasattr(value, "save") and hasattr(value, "mode") and hasattr(value, "size"):  # a PIL image
+        if name == "image":
+            check_image_size(*value.size)  # before spending time encoding a picture that is refused
         buffer = io.BytesIO()
         value.save(buffer, format="PNG")
         return base64.b64encode(buffer.getvalue()).decode()
@@ -251,8 +259,15 @@ def _check_image(data: str) -> None:
 
     raw = media_bytes(data, field="image", fetch=_no_fetch)
     try:
-        with Image.open(io.BytesIO(raw)) as image:  # reads the header only
-            width, height = image.size
+        with warnings.catch_warnings():
+            # The size is checked below with a clear message; Pillow's bomb warning would only add noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(raw)) as image:  # reads the header only
+                width, height = image.size
+    except Image.DecompressionBombError:
+        raise InputError(
+            "image", "is far over the pixel limit (Pillow refused it as a decompression bomb)"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError):
         raise InputError("image", "is not a picture Pillow can read (PNG, JPEG, WebP, ...)") from None
     check_image_size(width, height)
@@ -260,4 +275,9 @@ def _check_image(data: str) -> None:
 
 def _looks_like_path(value: str) -> bool:
     # base64 never contains a dot, so "voice.wav" is a path; "/" alone proves nothing (base64 uses it).
-    return "." in value or Path(value).expanduser().is_file()
+    if "." in value:
+        return True
+    try:
+        return Path(value).expanduser().is_file()
+    except OSError:  # e.g. a base64 clip longer than a file name may be
+        return False

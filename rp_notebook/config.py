@@ -15,11 +15,19 @@ Settings are read afresh on each `current_settings()` call, so a key exported in
 
 The key is held in a `Secret`: its str and repr are masked, so it cannot leak through a cell output,
 a log line or an exception message by accident. Only the HTTP layer calls `.reveal()`.
+
+`login(key)` sets the key for this process only (the login panel, `%runpod panel login`, calls it
+with what was typed into its password field). With `save_to=".env"` it is also written to that file
+by `save_api_key`, which creates the file readable by its owner only (mode 0600) from the first
+byte: the key is written to a new private temporary file in the same folder, which then replaces
+the old one in one rename, so no reader ever sees it with wider permissions or half-written.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import tempfile
 import threading
 import tomllib
 from collections.abc import Mapping
@@ -27,16 +35,19 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, InputError
 
 __all__ = [
     "MANAGEMENT_APIS",
     "Secret",
     "Settings",
+    "check_endpoint_id",
     "configure",
     "current_settings",
+    "login",
     "remember_endpoint",
     "reset_configuration",
+    "save_api_key",
     "user_config_file",
 ]
 
@@ -46,6 +57,12 @@ RUNPOD_CLI_CONFIG = Path("~/.runpod/config.toml")
 #: GraphQL until Runpod retires it (early 2027); "rest" is its successor, REST v2.
 MANAGEMENT_APIS = ("graphql", "rest")
 CONFIG_DIR_ENV = "RP_NOTEBOOK_CONFIG_DIR"
+API_KEY_ENV = "RUNPOD_API_KEY"
+#: Runpod's ids are lowercase letters and digits; the local endpoint's are words with dashes. Only
+#: these characters: an id becomes a URL path segment, where "/", "?" or ".." would change the URL.
+ENDPOINT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+#: A key line in a .env file, with or without `export` (the dotenv syntax allows both).
+_DOTENV_KEY_LINE = re.compile(rf"^\s*(?:export\s+)?{API_KEY_ENV}\s*=")
 
 
 class Secret:
@@ -115,6 +132,8 @@ class Settings:
 
 _lock = threading.Lock()
 _overrides: dict[str, Any] = {}
+#: Where an override came from, when not "configure()" (the key typed into the login panel: "login").
+_override_sources: dict[str, str] = {}
 
 
 def configure(
@@ -128,11 +147,14 @@ def configure(
     """Override settings for this process only (nothing is written to disk). Returns the result."""
     if management_api is not None:
         _check_management_api(management_api, "configure(management_api=...)")
+    if endpoints is not None:
+        endpoints = {model: check_endpoint_id(endpoint_id) for model, endpoint_id in endpoints.items()}
     with _lock:
         if management_api is not None:
             _overrides["management_api"] = management_api
         if api_key is not None:
             _overrides["api_key"] = api_key if isinstance(api_key, Secret) else Secret(api_key)
+            _override_sources.pop("api_key", None)
         if endpoint_base_url is not None:
             _overrides["endpoint_base_url"] = endpoint_base_url.rstrip("/")
         if api_base_url is not None:
@@ -143,9 +165,93 @@ def configure(
 
 
 def reset_configuration() -> None:
-    """Drop every `configure()` override."""
+    """Drop every `configure()` (and `login()`) override."""
     with _lock:
         _overrides.clear()
+        _override_sources.clear()
+
+
+def login(api_key: str | Secret, *, save_to: str | Path | None = None) -> Settings:
+    """Use `api_key` for this process (nothing is written unless `save_to` names a .env file).
+
+    Spaces and line breaks around it (a paste) are dropped. With `save_to`, the key is also written
+    there by `save_api_key` (mode 0600). Returns the settings now in force; `sources` says "login".
+    The key itself is never part of an error message.
+    """
+    secret = _clean_key(api_key)
+    if save_to is not None:
+        save_api_key(secret, save_to)
+    with _lock:
+        _overrides["api_key"] = secret
+        _override_sources["api_key"] = "login"
+    return current_settings()
+
+
+def save_api_key(api_key: str | Secret, path: str | Path = ".env") -> Path:
+    """Write RUNPOD_API_KEY to the .env file at `path`, keeping its other lines; returns the path.
+
+    The file ends up readable and writable by its owner only (0600), and never holds the key with
+    wider permissions, even for a moment: the new content goes to a temporary file that mkstemp
+    creates in the same folder with mode 0600 (O_EXCL: a new file, never an existing one or a
+    link planted there), which then replaces `path` in one atomic rename. A `.env` that was
+    readable by others before is replaced by a private one. A link at `path` is replaced, not
+    followed.
+    """
+    secret = _clean_key(api_key)
+    value = secret.reveal()
+    if "'" in value:  # single quotes keep dotenv from expanding ${...}; a key never holds one
+        raise ConfigurationError("this API key cannot be written to a .env file: it contains a quote")
+    target = Path(path).expanduser()
+    if target.is_dir():
+        raise ConfigurationError(f"cannot save the API key to {target}: it is a folder")
+    lines: list[str] = []
+    if target.is_file():
+        lines = [line for line in target.read_text().splitlines() if not _DOTENV_KEY_LINE.match(line)]
+    lines.append(f"{API_KEY_ENV}='{value}'")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        if hasattr(os, "fchmod"):  # mkstemp already uses 0600; the mode is the point, so say it
+            os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write("\n".join(lines) + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp_name, target)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _clean_key(api_key: str | Secret) -> Secret:
+    value = api_key.reveal() if isinstance(api_key, Secret) else api_key
+    if not isinstance(value, str):
+        raise ConfigurationError(f"an API key is text, got {type(value).__name__}")
+    value = value.strip()
+    if not value:
+        raise ConfigurationError("the API key is empty")
+    if not all(char.isascii() and char.isprintable() and not char.isspace() for char in value):
+        # Never echo it: say what is wrong, not what was typed. (HTTP headers carry ASCII only.)
+        raise ConfigurationError(
+            "the API key contains spaces, line breaks or characters other than ASCII letters, digits "
+            "and punctuation; paste the key alone"
+        )
+    return Secret(value)
+
+
+def check_endpoint_id(endpoint_id: object, *, field: str = "endpoint") -> str:
+    """`endpoint_id` if it is a well-formed endpoint id, else InputError naming `field`."""
+    if not isinstance(endpoint_id, str):
+        raise InputError(field, f"expected an endpoint id (text), got {type(endpoint_id).__name__}")
+    if not endpoint_id.strip():
+        raise InputError(field, "is empty; expected an endpoint id such as abc123xyz")
+    if not ENDPOINT_ID.fullmatch(endpoint_id):
+        shown = endpoint_id if len(endpoint_id) <= 40 else endpoint_id[:37] + "..."
+        raise InputError(
+            field, f"{shown!r} is not an endpoint id: ids are letters, digits, '-' and '_' (e.g. abc123xyz)"
+        )
+    return endpoint_id
 
 
 def current_settings(*, cwd: Path | None = None, home: Path | None = None) -> Settings:
@@ -170,10 +276,10 @@ def current_settings(*, cwd: Path | None = None, home: Path | None = None) -> Se
         return None
 
     settings = Settings()
-    key = pick("RUNPOD_API_KEY")
+    key = pick(API_KEY_ENV)
     if key is None and cli_file.get("api_key"):
         key = cli_file["api_key"]
-        sources["RUNPOD_API_KEY"] = "~/.runpod/config.toml"
+        sources[API_KEY_ENV] = "~/.runpod/config.toml"
     endpoints: dict[str, str] = {}
     from .models import MODELS  # stdlib-only module; imported here to keep config importable alone
 
@@ -193,9 +299,12 @@ def current_settings(*, cwd: Path | None = None, home: Path | None = None) -> Se
     )
     with _lock:
         overrides = dict(_overrides)
+        override_sources = dict(_override_sources)
     if overrides:
         for name in overrides:
-            sources[name] = "configure()"
+            sources[name] = override_sources.get(name, "configure()")
+        if "api_key" in overrides:  # under the variable's name too, where `%runpod` looks for it
+            sources[API_KEY_ENV] = sources["api_key"]
         merged_endpoints = {**settings.endpoints, **overrides.pop("endpoints", {})}
         settings = replace(settings, **overrides, endpoints=merged_endpoints)
     return replace(settings, sources=sources)
@@ -266,6 +375,7 @@ def remember_endpoint(model: str, endpoint_id: str | None, *, persist: bool = Tr
     if model not in MODELS:
         raise ConfigurationError(f"unknown model {model!r}; models: {', '.join(MODELS)}")
     if endpoint_id is not None:
+        endpoint_id = check_endpoint_id(endpoint_id)
         configure(endpoints={model: endpoint_id})
     else:
         with _lock:

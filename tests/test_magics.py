@@ -105,3 +105,12 @@ def test_help_lists_the_layers_options_with_their_short_aliases(ip):
     ):
         assert flag in doc
     assert "one of 640, 1024 (default 640)" in doc and "text of 0 to 2,000 characters (default ' ')" in doc
+
+
+def test_a_megabyte_magic_line_is_refused_before_parsing_and_points_to_the_cell_body(ip, use_local):
+    from IPython.core.error import UsageError
+
+    magics = ip.magics_manager.registry["RunpodMagics"]
+    # Called directly: run_line_magic first expands $variables, which IPython does in quadratic time.
+    with pytest.raises(UsageError, match=r"1,000,004 characters .* cell body: %%runpod tts"):
+        magics.runpod("tts " + "a" * 1_000_000)

@@ -189,7 +189,10 @@ def test_without_an_endpoint_the_status_says_how_to_configure_one(opened):
 def test_an_uploaded_clip_becomes_the_voice_and_reaches_the_worker(use_local, opened):
     panel = TTSPanel(text="Cloned, if the engine could.")
     opened(panel)
-    panel.voice_upload.value = upload("noise.wav", "audio/wav", b"this is not audio at all")
+    # Starts like a WAV file (so the client's header check passes) but is not one.
+    panel.voice_upload.value = upload(
+        "noise.wav", "audio/wav", b"RIFF\0\0\0\0WAVE" + b"this is not audio at all"
+    )
     assert panel.voice.value == "uploaded" and ("uploaded: noise.wav", "uploaded") in panel.voice.options
     panel.generate_button.click()
     # Every engine decodes the clip, so undecodable bytes fail the job with the worker's voice message.
@@ -341,3 +344,12 @@ def test_the_api_key_never_lands_in_widget_state(use_local, opened):
     )
     assert use_local.api_key not in dumped
     assert panel.jobs[0].id in dumped  # the state was really searched
+
+
+@pytest.mark.parametrize("kind", rp_notebook._api.PANELS)
+def test_every_panel_opens_a_comm_so_a_browser_can_render_it(kind, use_local, opened):
+    # A panel method named like an ipywidgets one (JobsPanel.open once hid Widget.open) leaves the
+    # widget without a comm: every frontend then shows "model not found".
+    panel = rp_notebook.panel(kind)
+    opened(panel)
+    assert panel.comm is not None and panel.model_id

@@ -211,7 +211,8 @@ class HTTPTransport:
         if status < 400:
             if isinstance(payload, str) and payload:
                 raise APIError(
-                    f"expected JSON from {response.url}, got: {payload[:200]!r}", status_code=status
+                    f"expected JSON from {response.url}, got: {self.settings.redact(payload)[:200]!r}",
+                    status_code=status,
                 )
             return payload
         detail = self.settings.redact(_error_text(payload))

@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..client import TERMINAL_STATES, JobsClient, JobStatus, RequestBudget
-from ..config import Settings, current_settings
+from ..config import Secret, Settings, current_settings
 from ..errors import AuthenticationError, ConfigurationError, InputError, NotFoundError, RunpodError
 from ._job import Job
 from ._ledger import Ledger, LedgerEntry
@@ -136,7 +136,7 @@ class JobManager:
         self._ledger_failed = False
         self._cond = threading.Condition()
         self._all: dict[str, Job] = {}
-        self._clients: dict[tuple[str, str], JobsClient] = {}
+        self._clients: dict[tuple[str, Secret], JobsClient] = {}
         self._followed: dict[Job, _Followed] = {}
         self._queues: dict[_EndpointKey, _EndpointQueue] = {}
         self._later: list[tuple[float, int, _Followed]] = []  # (due time, seq, job): backoffs
@@ -151,8 +151,8 @@ class JobManager:
     def client(self, settings: Settings | None = None) -> JobsClient:
         """The client for these settings (one per base URL and key, shared by their jobs)."""
         settings = settings or current_settings()
-        key = settings.require_key()
-        cache_key = (settings.endpoint_base_url, key.reveal())
+        # Keyed by the Secret (hashed by value), so the raw key is not kept around as a dict key.
+        cache_key = (settings.endpoint_base_url, settings.require_key())
         with self._cond:
             client = self._clients.get(cache_key)
             if client is None:

@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 
 from IPython.core.error import UsageError
 
+from ..config import check_endpoint_id
 from ..models import ModelSpec
 
 __all__ = ["MagicArgumentParser", "model_parser", "split_inputs"]
@@ -58,9 +59,15 @@ def model_parser(
 def split_inputs(
     spec: ModelSpec, namespace: argparse.Namespace, body: str | None = None
 ) -> tuple[dict[str, Any], str | None]:
-    """(inputs, endpoint) from parsed options; a %%cell body, when given, is the positional field."""
+    """(inputs, endpoint) from parsed options; a %%cell body, when given, is the positional field.
+
+    An --endpoint given empty is refused rather than read as "not given": a variable that expanded
+    to nothing must not quietly send the job to the configured endpoint instead.
+    """
     values = vars(namespace).copy()
     endpoint = values.pop("endpoint", None)
+    if endpoint is not None:
+        endpoint = check_endpoint_id(endpoint)
     words = values.pop(spec.positional)
     if body is not None and body.strip():
         if words:

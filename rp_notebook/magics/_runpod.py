@@ -4,7 +4,7 @@
 %runpod tts "Hello" [--opts]    speak; returns a Job handle at once, which turns into a player
 %%runpod tts [--opts]           the cell body is the text
 %%runpod tts --batch [lines]    one job per paragraph (blank-line separated) or per line; a Batch
-%runpod panel tts|layers|jobs|deploy
+%runpod panel tts|layers|jobs|deploy|login
                                 an interactive panel (--endpoint ID; tts: --voices VARIABLE)
 %runpod jobs [--limit N]        recent jobs of this and earlier sessions (the job ledger)
 %runpod attach JOB_ID | --all   follow jobs again after a restart, or show their saved results
@@ -41,6 +41,8 @@ _SUBCOMMANDS = (*MODELS, "panel", "jobs", "attach", "local", *PROVISIONING_COMMA
 #: --batch: how the text is split into one job each (a bare --batch means paragraphs).
 BATCH_SPLITS = ("paragraphs", "lines")
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
+#: Longer magic lines are refused before parsing (the longest valid input, TTS text, is 5,000).
+MAX_LINE_CHARS = 20_000
 
 
 def _model_parser(spec: ModelSpec) -> argparse.ArgumentParser:
@@ -86,6 +88,12 @@ def split_batch(text: str, how: str) -> list[str]:
 @magics_class
 class RunpodMagics(Magics):
     def runpod(self, line: str, cell: str | None = None) -> Any:
+        if len(line) > MAX_LINE_CHARS:
+            # IPython's arg_split takes seconds on a line of a megabyte, before any field is checked.
+            raise UsageError(
+                f"the %runpod line is {len(line):,} characters (at most {MAX_LINE_CHARS:,}); "
+                "put long text in the cell body: %%runpod tts"
+            )
         words = arg_split(line, posix=True)
         if not words:
             if cell is not None:

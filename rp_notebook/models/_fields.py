@@ -12,14 +12,15 @@ This module is standard library only: the worker images import it without the no
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
-from collections.abc import Mapping
+import numbers
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from ..errors import InputError
+from ._media import decode_base64
 
 __all__ = ["Field", "ModelSpec"]
 
@@ -45,6 +46,9 @@ class Field:
     media: bool = False
     #: Extra magic/CLI spellings, e.g. ("--steps",) for num_inference_steps.
     aliases: tuple[str, ...] = ()
+    #: Media fields: a check of the decoded file (its format, its size) from its first bytes, raising
+    #: InputError. Standard library only, so the client and the worker run the same check.
+    check: Callable[[bytes], None] | None = None
 
     @property
     def flag(self) -> str:
@@ -136,24 +140,26 @@ class Field:
         number: int | float
         if isinstance(value, bool):  # bool is an int subclass; True is not a temperature
             raise InputError(self.name, f"expected {self.allowed()}, got {value!r}")
-        if isinstance(value, str):
-            try:
-                number = int(value) if self.type is int else float(value)
-            except ValueError:
-                raise InputError(self.name, f"expected {self.allowed()}, got {_show(value)}") from None
-        elif isinstance(value, int | float):
-            number = value
-        else:
+        if not isinstance(value, str | numbers.Real):  # numbers.Real: numpy's numbers too
             raise InputError(self.name, f"expected {self.allowed()}, got {type(value).__name__}")
+        try:
+            if isinstance(value, str):
+                number = int(value) if self.type is int else float(value)
+            elif isinstance(value, numbers.Integral):
+                number = int(value)
+            else:
+                number = float(value)
+            if self.type is float:
+                number = float(number)  # an int too large for a float overflows here
+        except (ValueError, OverflowError):
+            raise InputError(self.name, f"expected {self.allowed()}, got {_show(value)}") from None
         if self.type is int:
             if isinstance(number, float):
                 if not number.is_integer():
                     raise InputError(self.name, f"expected {self.allowed()}, got {number!r}")
                 number = int(number)
-        else:
-            number = float(number)
-            if not math.isfinite(number):
-                raise InputError(self.name, f"expected {self.allowed()}, got {number!r}")
+        elif not math.isfinite(number):
+            raise InputError(self.name, f"expected {self.allowed()}, got {number!r}")
         if (self.minimum is not None and number < self.minimum) or (
             self.maximum is not None and number > self.maximum
         ):
@@ -162,21 +168,20 @@ class Field:
 
     def _check_media(self, value: str) -> str:
         if value.startswith(("http://", "https://")):
+            # The worker fetches it; all the client can know is that it names a host.
+            if not urlsplit(value).hostname:
+                raise InputError(self.name, f"is a URL without a host; expected {self.allowed()}")
             return value
         if self.max_length is not None and len(value) > self.max_length:
             raise InputError(
                 self.name,
                 f"is {len(value) / 1e6:.1f} MB of base64; the limit is {self.max_length / 1e6:.0f} MB",
             )
-        payload = value.split(",", 1)[1] if value.startswith("data:") else value
-        try:
-            raw = base64.b64decode(payload, validate=True)
-        except (binascii.Error, ValueError):
-            raise InputError(
-                self.name, f"is not valid base64 and not a URL; expected {self.allowed()}"
-            ) from None
+        raw = decode_base64(value, field=self.name, hint=f"; expected {self.allowed()}")
         if not raw:
             raise InputError(self.name, f"is empty; expected {self.allowed()}")
+        if self.check is not None:
+            self.check(raw)
         return value
 
 
@@ -225,7 +230,10 @@ class ModelSpec:
 
 
 def _num(x: float) -> str:
-    return f"{x:g}" if isinstance(x, float) else str(x)
+    if isinstance(x, float):
+        return f"{x:g}"
+    text = str(x)  # an int: a 400-digit seed must not make a 400-digit message
+    return text if len(text) <= 20 else f"{text[:12]}... ({len(text)} digits)"
 
 
 def _show(value: Any) -> str:

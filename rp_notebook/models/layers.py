@@ -12,14 +12,42 @@ import math
 
 from ..errors import InputError
 from ._fields import Field, ModelSpec
+from ._media import image_size
 
 RESOLUTIONS = (640, 1024)
 #: base64 of the input image; with the JSON around it, a /run body stays under the 10 MB limit.
 MAX_IMAGE_BASE64 = 9_000_000
-#: Larger pictures are refused by the worker before any GPU time: the pipeline resizes to the
-#: resolution bucket anyway, and decoding a huge image costs memory for nothing.
+#: Larger pictures (a 50-megapixel photo, say) are refused, not downscaled, in the client before
+#: upload and in the worker before decoding. Why refuse: the pipeline works at its 640 or 1024
+#: bucket whatever it is given (workers-models.md §2.2), so extra pixels buy nothing; the worker
+#: would have to decode all of them (150 MB of RGB for 50 MP) just to throw them away; and a
+#: quiet downscale would make the client send, and the ledger record, a picture the user never
+#: chose. The message says how big the picture is and what to scale it to. 4096x4096 keeps every
+#: ordinary camera and screen size well inside the limit.
 MAX_IMAGE_PIXELS = 4096 * 4096
 MAX_PROMPT_CHARS = 2_000
+
+
+def check_image_size(width: int, height: int) -> None:
+    """Refuse a picture over MAX_IMAGE_PIXELS; the client (before upload) and the worker share this."""
+    if width * height > MAX_IMAGE_PIXELS:
+        side = math.isqrt(MAX_IMAGE_PIXELS)
+        raise InputError(
+            "image",
+            f"is {width}x{height} ({width * height / 1e6:.1f} megapixels); the limit is "
+            f"{MAX_IMAGE_PIXELS / 1e6:.1f} megapixels ({side}x{side}): scale it down first "
+            "(the model works at 640 or 1024 px anyway)",
+        )
+
+
+def check_image_header(raw: bytes) -> None:
+    """The `image` field's check: the pixel limit, read from the header of a PNG, JPEG, GIF, WebP
+    or BMP file. Part of `LAYERS.validate`, so a decompression bomb (a few bytes that claim a huge
+    canvas) is refused before Pillow ever opens it. Other formats are left to Pillow's own checks."""
+    size = image_size(raw)
+    if size is not None:
+        check_image_size(*size)
+
 
 LAYERS = ModelSpec(
     name="layers",
@@ -34,6 +62,7 @@ LAYERS = ModelSpec(
             required=True,
             media=True,
             max_length=MAX_IMAGE_BASE64,
+            check=check_image_header,
         ),
         Field("layers", int, "How many RGBA layers to return.", default=4, minimum=2, maximum=10),
         Field("resolution", int, "Resolution bucket the model works at.", default=640, choices=RESOLUTIONS),
@@ -79,15 +108,3 @@ LAYERS = ModelSpec(
         ),
     ),
 )
-
-
-def check_image_size(width: int, height: int) -> None:
-    """Refuse a picture over MAX_IMAGE_PIXELS; the client (before upload) and the worker share this."""
-    if width * height > MAX_IMAGE_PIXELS:
-        side = math.isqrt(MAX_IMAGE_PIXELS)
-        raise InputError(
-            "image",
-            f"is {width}x{height} ({width * height / 1e6:.1f} megapixels); the limit is "
-            f"{MAX_IMAGE_PIXELS / 1e6:.1f} megapixels ({side}x{side}): scale it down first "
-            "(the model works at 640 or 1024 px anyway)",
-        )

@@ -6,7 +6,9 @@ exaggeration 0.25-2 there, 0-2 here (0 is a flat read); cfg_weight 0-1; temperat
 
 from __future__ import annotations
 
+from ..errors import InputError
 from ._fields import Field, ModelSpec
+from ._media import audio_format
 
 #: Languages of ChatterboxMultilingualTTS (chatterbox.SUPPORTED_LANGUAGES, 0.1.7).
 LANGUAGES = (
@@ -40,6 +42,17 @@ AUDIO_FORMATS = ("wav", "flac", "ogg")
 MAX_TEXT_CHARS = 5_000
 #: A reference clip longer than ~10 s is not used by the model anyway (it reads the first 6-10 s).
 MAX_VOICE_BASE64 = 8_000_000
+
+
+def check_voice_header(raw: bytes) -> None:
+    """The `voice` field's check: the clip's first bytes must announce an audio container the
+    worker's decoder (libsndfile) reads. A picture or a text file sent by mistake is refused here,
+    before a job starts a GPU worker only to fail decoding it."""
+    if audio_format(raw) is None:
+        raise InputError(
+            "voice", "is not an audio file (its first bytes are not WAV, FLAC, OGG or MP3); send one of those"
+        )
+
 
 TTS = ModelSpec(
     name="tts",
@@ -87,6 +100,7 @@ TTS = ModelSpec(
             "(in a magic, also a file path).",
             media=True,
             max_length=MAX_VOICE_BASE64,
+            check=check_voice_header,
         ),
         Field("format", str, "Audio file format of the result.", default="wav", choices=AUDIO_FORMATS),
         Field(

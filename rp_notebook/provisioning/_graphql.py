@@ -135,6 +135,10 @@ class GraphQLBackend:
         self._call(DELETE_TEMPLATE, {"templateName": template.name}, what=f"delete template {template.name}")
 
     # ------------------------------------------------------------------ transport
+    def _redact(self, text: str) -> str:
+        # A server may quote the request back, key included; the message is shown as it is.
+        return self._http.settings.redact(text)
+
     def _call(
         self, document: str, variables: dict[str, Any], *, what: str, idempotent: bool = True
     ) -> dict[str, Any]:
@@ -153,15 +157,15 @@ class GraphQLBackend:
             if not messages:
                 raise
             raise ProvisioningError(
-                f"{what}: {messages}", status_code=exc.status_code, body=exc.body
+                f"{what}: {self._redact(messages)}", status_code=exc.status_code, body=exc.body
             ) from None
         messages = _error_messages(body)
         if messages:
-            raise ProvisioningError(f"{what}: {messages}", status_code=200, body=body)
+            raise ProvisioningError(f"{what}: {self._redact(messages)}", status_code=200, body=body)
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, dict):
             raise ProvisioningError(
-                f"{what}: the answer has no data: {str(body)[:200]}", status_code=200, body=body
+                f"{what}: the answer has no data: {self._redact(str(body))[:200]}", status_code=200, body=body
             )
         return data
 

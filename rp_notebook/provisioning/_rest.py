@@ -135,9 +135,9 @@ class RestBackend:
         except (AuthenticationError, RateLimitedError, ServerError, NotFoundError):
             raise
         except APIError as exc:
-            raise ProvisioningError(
-                f"{what}: {_problem_text(exc.body) or exc}", status_code=exc.status_code, body=exc.body
-            ) from None
+            # A server may quote the request back, key included; the message is shown as it is.
+            text = self._http.settings.redact(_problem_text(exc.body) or str(exc))
+            raise ProvisioningError(f"{what}: {text}", status_code=exc.status_code, body=exc.body) from None
 
 
 def _problem_text(body: Any) -> str:

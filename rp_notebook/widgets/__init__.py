@@ -9,6 +9,7 @@ from ._fields import FieldForm, field_control, field_value
 from ._gallery import LayersGallery
 from ._jobs_panel import JobsPanel
 from ._layers_panel import LayersPanel
+from ._login import LoginPanel
 from ._model_panel import ModelPanel
 from ._tts_panel import TTSPanel
 
@@ -18,6 +19,7 @@ __all__ = [
     "JobsPanel",
     "LayersGallery",
     "LayersPanel",
+    "LoginPanel",
     "ModelPanel",
     "TTSPanel",
     "field_control",

@@ -51,7 +51,7 @@ class _JobRow:
         self.open_button = _small_button("Open", "eye", "rp-jobs-open")
         self.cancel_button.on_click(lambda _: panel.cancel(job))
         self.retry_button.on_click(lambda _: panel.retry(job))
-        self.open_button.on_click(lambda _: panel.open(job))
+        self.open_button.on_click(lambda _: panel.show_result(job))
         self.status.add_class("rp-jobs-status")
         self.time.add_class("rp-jobs-time")
         self.box = widgets.HBox(
@@ -134,7 +134,7 @@ class JobsPanel(widgets.VBox):
         self.refresh()
 
     @guarded
-    def open(self, job: Job) -> None:
+    def show_result(self, job: Job) -> None:
         """Show the job's result (or its error) below the table."""
         head = widgets.HTML(f"<b>{escape(job.model or job.endpoint_id)}</b> <code>{escape(job.id)}</code>")
         error = job.exception(timeout=0) if job.done() else None

@@ -1,0 +1,151 @@
+"""The tutorials in a real browser: JupyterLab, Debian's Chromium, the local endpoint, real clicks.
+
+The nbval runs prove the notebooks' Python; these prove what a person sees. Each test opens a
+tutorial in JupyterLab, runs every cell through the Run menu, and checks the rendered page:
+
+- audio results become <audio> elements whose media the browser decodes (metadata loads, the
+  duration is positive), whether embedded as data: URLs or handed over by a widget as blob: URLs;
+- the TTS panel's Generate button, clicked in the page, sends the text typed in the page through
+  the kernel to the local endpoint, and the new player joins the panel's history;
+- the layer galleries' images decode, a toggle clicked in the page changes the composite, and a
+  picture uploaded through the layers panel's file chooser comes back as a gallery;
+- the jobs panel lists the job started by the click;
+- the page never talks to anything but 127.0.0.1 (no widget CDN, fonts or telemetry).
+
+Screenshots land in test-artifacts/browser/.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from lab_page import LabPage, code_cell_count
+from PIL import Image, ImageDraw
+from playwright.sync_api import expect
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
+
+#: Running a whole tutorial on 2 shared cores: starting workers and speaking takes a while.
+RUN_ALL_S = 300
+JOB_S = 150
+TYPED_TEXT = "Typed in a real browser and spoken by the local worker."
+
+
+def test_quickstart_runs_in_jupyterlab_and_its_players_load_their_audio(notebook_page: LabPage, lab):
+    notebook = lab.root / "01_quickstart.ipynb"
+    notebook_page.open(notebook, "quickstart")
+    notebook_page.run_all()
+    notebook_page.wait_all_ran(code_cell_count(notebook), RUN_ALL_S)
+    panel = notebook_page.panel
+    assert notebook_page.widget_errors() == []
+
+    # `speech`: an AudioResult, embedded as a data: URL so it also plays in the saved notebook.
+    embedded = panel.locator(".rp-notebook-audio audio")
+    expect(embedded).to_have_count(1)
+    played = notebook_page.wait_playable(embedded)
+    assert played["src"].startswith("data:audio/ogg") and played["duration"] > 1
+
+    # The two job handles: streaming players that end with the whole file in a blob: <audio>.
+    whole = panel.locator(".rp-stream-player audio.rp-stream-whole")
+    expect(whole).to_have_count(2)
+    for index in range(2):
+        expect(whole.nth(index)).to_have_attribute("src", re.compile(r"^blob:"), timeout=JOB_S * 1000)
+        assert notebook_page.wait_playable(whole.nth(index))["duration"] > 0
+    expect(panel.locator(".rp-stream-label").first).to_contain_text("all done")
+
+    notebook_page.screenshot("quickstart-notebook")
+    notebook_page.screenshot("quickstart-players", panel.locator(".rp-stream-player").nth(1))
+    assert notebook_page.traffic.outside_loopback() == []
+
+
+def test_panels_notebook_generate_click_adds_a_playable_player_and_galleries_decode(
+    notebook_page: LabPage, lab, tmp_path: Path
+):
+    notebook = lab.root / "04_panels_and_batches.ipynb"
+    notebook_page.open(notebook, "panels")
+    notebook_page.run_all()
+    notebook_page.wait_all_ran(code_cell_count(notebook), RUN_ALL_S)
+    panel, page = notebook_page.panel, notebook_page.page
+    assert notebook_page.widget_errors() == []
+
+    # The TTS panel already holds the player of the job the notebook started with generate().
+    tts = panel.locator(".rp-tts-panel")
+    expect(tts).to_have_count(1)
+    entries = tts.locator(".rp-tts-entry")
+    expect(entries).to_have_count(1, timeout=JOB_S * 1000)
+
+    # Type a new text and click Generate: the browser -> kernel -> endpoint -> kernel -> browser trip.
+    tts.locator("textarea").fill(TYPED_TEXT)
+    tts.locator("button.rp-tts-generate").click()
+    expect(entries).to_have_count(2, timeout=JOB_S * 1000)
+    newest = entries.first  # the history is newest first
+    expect(newest).to_contain_text(TYPED_TEXT[:40])
+    player = newest.locator("audio.rp-tts-player")
+    expect(player).to_have_attribute("src", re.compile(r"^blob:"))
+    assert notebook_page.wait_playable(player)["duration"] > 1
+    expect(tts.locator(".rp-tts-status .rp-status")).to_have_attribute("data-status", "COMPLETED")
+    clicked_job = newest.locator("code").inner_text()
+    notebook_page.screenshot("panels-tts-panel", tts)
+
+    # The notebook's layers_many result: a gallery of decoded layer thumbnails and a composite.
+    gallery = panel.locator(".rp-layers-gallery:not(.rp-layers-panel .rp-layers-gallery)")
+    expect(gallery).to_have_count(1)
+    toggles = gallery.locator(".rp-layer-toggle")
+    layer_count = toggles.count()
+    assert layer_count >= 2
+    images = gallery.locator("img.widget-image")
+    expect(images).to_have_count(layer_count + 1)  # the layers and the composite
+    decoded = notebook_page.wait_decoded(images)
+    assert all(image["src"].startswith("blob:") and image["width"] > 0 for image in decoded)
+
+    # A toggle clicked in the page recomposes the preview in the kernel: a new image arrives.
+    composite = gallery.locator("img.rp-layers-composite")
+    before = composite.get_attribute("src")
+    toggles.first.click()
+    expect(composite).not_to_have_attribute("src", before or "")
+    notebook_page.wait_decoded(composite)
+    notebook_page.screenshot("panels-layers-gallery", gallery)
+
+    # The layers panel: pick a picture through the file chooser, click Generate, get a gallery.
+    picture = tmp_path / "upload.png"
+    _draw_picture(picture)
+    layers = panel.locator(".rp-layers-panel")
+    with page.expect_file_chooser() as chooser:
+        layers.locator(".rp-layers-upload").click()
+    chooser.value.set_files(str(picture))
+    expect(layers.locator(".rp-layers-image-name")).to_contain_text("upload.png")
+    notebook_page.wait_decoded(layers.locator("img.rp-layers-input"))
+    layers.locator("button.rp-layers-generate").click()
+    entry = layers.locator(".rp-layers-entry")
+    expect(entry).to_have_count(1, timeout=JOB_S * 1000)
+    panel_toggles = entry.locator(".rp-layer-toggle")
+    expect(panel_toggles.first).to_be_visible()
+    panel_images = entry.locator("img.widget-image")
+    expect(panel_images).to_have_count(panel_toggles.count() + 1)
+    assert all(image["width"] > 0 for image in notebook_page.wait_decoded(panel_images))
+    notebook_page.screenshot("panels-layers-panel", layers)
+
+    # The jobs panel lists the job the Generate click started, as done; Open shows its player.
+    jobs = panel.locator(".rp-jobs-panel")
+    expect(jobs).to_have_count(1)
+    row = jobs.locator(".rp-jobs-row", has_text=clicked_job[:18])
+    expect(row.locator(".rp-status")).to_have_attribute("data-status", "COMPLETED", timeout=30_000)
+    row.locator("button.rp-jobs-open").click()
+    expect(jobs.locator(".rp-jobs-result")).to_contain_text(clicked_job)
+    opened = jobs.locator(".rp-jobs-result audio.rp-player")
+    expect(opened).to_have_attribute("src", re.compile(r"^blob:"))
+    assert notebook_page.wait_playable(opened)["duration"] > 1
+    notebook_page.screenshot("panels-jobs-panel", jobs)
+
+    notebook_page.screenshot("panels-notebook")
+    assert notebook_page.traffic.outside_loopback() == []
+
+
+def _draw_picture(path: Path) -> None:
+    picture = Image.new("RGB", (240, 160), (120, 180, 230))
+    draw = ImageDraw.Draw(picture)
+    draw.rectangle([0, 110, 240, 160], fill=(70, 140, 60))
+    draw.ellipse([170, 20, 220, 70], fill=(250, 220, 80))
+    picture.save(path)
