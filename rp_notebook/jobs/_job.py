@@ -169,7 +169,7 @@ class Job:
             self.ended_at = None
             self.body = {}
         self.status = str(body.get("status", JobStatus.IN_QUEUE))
-        self._manager._record_submitted(self, retried=True)
+        self._manager.recorder.submitted(self, retried=True)
         self._apply(body)
         self._manager.track(self)
 
@@ -200,13 +200,13 @@ class Job:
             # Decoding may download result files: done outside the lock, so displays stay live.
             result, error = self._outcome(body)
             # Saved before anyone can see it: a kernel that dies now still has the result on disk.
-            self._manager._record_status(
+            self._manager.recorder.status(
                 self, ended=True, error=None if error is None else str(error), result=result
             )
             self._resolve(result, error)
         else:
             if self.status != previous:
-                self._manager._record_status(self)
+                self._manager.recorder.status(self)
             self.refresh_display()
 
     def _apply_stream(self, body: dict[str, Any]) -> None:
@@ -260,7 +260,7 @@ class Job:
 
     def _fail(self, error: RunpodError) -> None:
         """The job cannot be followed any more (it expired, or the key was refused)."""
-        self._manager._record_status(self, ended=True, error=str(error))
+        self._manager.recorder.status(self, ended=True, error=str(error))
         self._resolve(None, error)
 
     # -- display ----------------------------------------------------------------------------------

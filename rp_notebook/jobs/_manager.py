@@ -47,11 +47,8 @@ import contextlib
 import dataclasses
 import heapq
 import itertools
-import logging
-import sqlite3
 import threading
 import time
-import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,14 +58,10 @@ from ..config import Secret, Settings, current_settings
 from ..errors import AuthenticationError, ConfigurationError, InputError, NotFoundError, RunpodError
 from ._job import Job
 from ._ledger import Ledger, LedgerEntry
-from ._saved import load_result, remove_result, save_result
+from ._recorder import USER_LEDGER, JobRecorder
+from ._saved import load_result
 
-__all__ = ["USER_LEDGER", "JobManager", "get_manager"]
-
-log = logging.getLogger(__name__)
-
-#: `JobManager(ledger=USER_LEDGER)`: the ledger in the user's data folder, opened on first use.
-USER_LEDGER = "user"
+__all__ = ["JobManager", "get_manager"]
 
 LONG_POLL_MS = 60_000
 #: status-sync answers only at the end; a displayed job polls in shorter rounds so its line shows
@@ -131,9 +124,8 @@ class JobManager:
         self.max_concurrent_polls = max_concurrent_polls
         self.long_poll_ms = long_poll_ms
         self._budget = budget
-        self._ledger_choice = ledger
-        self._ledger: Ledger | None = ledger if isinstance(ledger, Ledger) else None
-        self._ledger_failed = False
+        #: Writes every job and result to the ledger (the Jobs call it on each change).
+        self.recorder = JobRecorder(ledger)
         self._cond = threading.Condition()
         self._all: dict[str, Job] = {}
         self._clients: dict[tuple[str, Secret], JobsClient] = {}
@@ -190,7 +182,7 @@ class JobManager:
             streams=follow_stream and bool(input.get("stream")),
         )
         job.body = body
-        self._record_submitted(job)
+        self.recorder.submitted(job)
         self.track(job)
         return job
 
@@ -278,7 +270,7 @@ class JobManager:
             submitted_at=submitted_at,
             input=input,
         )
-        self._record_submitted(job)
+        self.recorder.submitted(job)
         self.track(job)
         return job
 
@@ -287,12 +279,7 @@ class JobManager:
     @property
     def ledger(self) -> Ledger | None:
         """The job ledger, opened on first use; None when there is none (or it cannot be opened)."""
-        if self._ledger is None and self._ledger_choice == USER_LEDGER and not self._ledger_failed:
-            try:
-                self._ledger = Ledger()
-            except (OSError, sqlite3.Error) as exc:
-                self._ledger_unavailable(exc)
-        return self._ledger
+        return self.recorder.ledger
 
     def recover(self, settings: Settings | None = None) -> list[Job]:
         """Follow again every job the ledger has in flight on this API (after a kernel restart).
@@ -366,63 +353,6 @@ class JobManager:
         with self._cond:
             self._all[job.id] = job
         return job
-
-    def _record_submitted(self, job: Job, *, retried: bool = False) -> None:
-        ledger = self.ledger
-        if ledger is None:
-            return
-        if retried:
-            remove_result(ledger.result_folder(job.id))
-        try:
-            ledger.record_submitted(
-                job_id=job.id,
-                endpoint_id=job.endpoint_id,
-                base_url=job.base_url,
-                model=job.model,
-                status=job.status,
-                parameters=job.input,
-                submitted_at=job.submitted_at,
-            )
-        except sqlite3.Error as exc:
-            self._ledger_unavailable(exc)
-
-    def _record_status(
-        self, job: Job, *, ended: bool = False, error: str | None = None, result: Any = None
-    ) -> None:
-        """Record a status change; at the end, save the result first (called before job.result() sees it)."""
-        ledger = self.ledger
-        if ledger is None:
-            return
-        result_path = None
-        try:
-            if result is not None:
-                result_path = save_result(result, ledger.result_folder(job.id))
-        except OSError as exc:
-            # The result is still in memory (job.result()); only the copy on disk is missing.
-            log.warning("job %s: its result could not be saved to %s: %s", job.id, ledger.results_dir, exc)
-            error = f"result not saved: {exc}"
-        try:
-            ledger.record_status(
-                job_id=job.id,
-                endpoint_id=job.endpoint_id,
-                base_url=job.base_url,
-                status=job.status,
-                ended=ended,
-                error=error,
-                result_path=result_path,
-            )
-        except sqlite3.Error as exc:
-            self._ledger_unavailable(exc)
-
-    def _ledger_unavailable(self, exc: Exception) -> None:
-        if not self._ledger_failed:
-            self._ledger_failed = True
-            warnings.warn(
-                f"the job ledger cannot be written ({exc}); jobs of this session are kept in memory "
-                "only and cannot be recovered after a restart",
-                RuntimeWarning,
-                stacklevel=3,
-            )
 
     def jobs(self) -> list[Job]:
         """Every job of this process, oldest first."""
