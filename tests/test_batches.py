@@ -35,7 +35,8 @@ def test_results_come_back_in_input_order(use_local):
 
 
 def test_a_failing_input_is_listed_while_the_others_complete(use_local):
-    not_audio = base64.b64encode(b"definitely not an audio file").decode()
+    # Starts like a WAV file, so only the worker, decoding it, finds it is not one.
+    not_audio = base64.b64encode(b"RIFF\0\0\0\0WAVE" + b"definitely not an audio file").decode()
     batch = rp_notebook.tts_many(["First.", {"text": "Second.", "voice": not_audio}, "Third."], format="wav")
     results = batch.results(timeout=150)
     assert isinstance(results[0], AudioResult) and isinstance(results[2], AudioResult)

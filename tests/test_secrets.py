@@ -380,6 +380,8 @@ def test_a_graphql_error_that_quotes_the_key_is_shown_with_the_key_masked(quotin
 def test_the_logs_of_a_real_job_and_of_refused_requests_never_hold_the_key(use_local, caplog):
     local_key = use_local.api_key
     caplog.set_level(logging.DEBUG)  # everything: rp_notebook, urllib3, the local server, aiohttp
+    # Importing the runpod SDK (other tests do, in this process) sets urllib3's logger to WARNING.
+    caplog.set_level(logging.DEBUG, logger="urllib3")
     speech = rp_notebook.tts("Logged.", format="flac").result(timeout=120)
     assert speech.format == "flac"
     configure(api_key=KEY)  # the local endpoint refuses this one

@@ -87,11 +87,11 @@ def jobs_command(args: list[str]) -> Rendered:
     manager = get_manager()
     live = {job.id: job for job in manager.jobs()}
     ledger = manager.ledger
-    entries = ledger.recent(options.limit) if ledger is not None else []
-    rows = [_entry_row(entry, live.pop(entry.job_id, None)) for entry in entries]
-    # Jobs of this kernel the ledger does not hold (no ledger, or it could not be written).
-    rows[:0] = [_live_row(job) for job in sorted(live.values(), key=lambda j: -j.submitted_at)]
-    rows = rows[: options.limit]
+    if ledger is not None:
+        rows = [_entry_row(entry, live.get(entry.job_id)) for entry in ledger.recent(options.limit)]
+    else:  # no ledger (it could not be opened): this kernel's jobs are all there is
+        newest = sorted(live.values(), key=lambda job: -job.submitted_at)[: options.limit]
+        rows = [_live_row(job) for job in newest]
     notes = []
     if not rows:
         notes.append("no jobs yet")

@@ -132,7 +132,9 @@ class Lab:
             requests.delete(f"{self.base}/api/sessions/{session['id']}", headers=self.headers, timeout=30)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while sync_playwright() is open, its event loop counts as running in the
+# main thread, and every later test that calls asyncio.run() would fail.
+@pytest.fixture(scope="module")
 def lab(chromium: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     """JupyterLab on a free loopback port, serving copies of the tutorials."""
     home = tmp_path_factory.mktemp("jupyterlab")
@@ -214,7 +216,7 @@ def _stop(server: Lab) -> None:
                     continue
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium: Path, lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """Headless Debian Chromium, launched by Playwright through its pipe (no debugging port)."""
     from playwright.sync_api import sync_playwright
