@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from IPython.core.error import UsageError
 
+import rp_notebook
 from rp_notebook import AudioResult, Job
 from rp_notebook.client import JobsClient
 from rp_notebook.config import (
@@ -218,3 +219,16 @@ def test_neither_the_api_key_nor_env_values_appear_in_any_output(ip, use_local, 
     everything = "\n".join([*shown, captured.out, captured.err])
     assert deployed.endpoint.id in everything  # the outputs were really collected
     assert use_local.api_key not in everything and secret_env not in everything
+
+
+def test_after_deleting_a_deployed_endpoint_a_local_session_falls_back_to_the_local_tts(ip, capsys):
+    local = rp_notebook.start_local()
+    try:
+        deployed = ip.run_line_magic("runpod", "deploy tts --name brief-tts --workers-max 0")
+        assert current_settings().endpoints["tts"] == deployed.endpoint.id
+        ip.run_line_magic("runpod", f"delete endpoint {deployed.endpoint.id}")
+        assert f"tts no longer uses {deployed.endpoint.id}; it uses local-tts" in capsys.readouterr().out
+        assert current_settings().endpoints["tts"] == "local-tts" and local.running
+        ip.run_line_magic("runpod", f"delete template {deployed.template.name}")
+    finally:
+        rp_notebook.stop_local()

@@ -30,8 +30,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .. import display
-from ..config import current_settings, remember_endpoint, user_config_file
+from .. import _api, display
+from ..config import configure, current_settings, remember_endpoint, user_config_file
 from ..display import Rendered
 from ..models import MODELS
 from ..provisioning import PRESETS, Deployment, Endpoint, EndpointStatus, Provisioner, Template, preset_for
@@ -332,6 +332,10 @@ def _forget_deleted(endpoint_id: str) -> None:
                 print(f"{model}: still set to {endpoint_id} by the {source}; change it there")
                 continue
         now = current_settings().endpoints.get(model)
+        if now is None and _api.local_endpoint() is not None and model in _api.LOCAL_ENDPOINTS:
+            # On the local endpoint the model was served by its own endpoint before the deploy.
+            now = _api.LOCAL_ENDPOINTS[model]
+            configure(endpoints={model: now})
         print(f"{model} no longer uses {endpoint_id}" + (f"; it uses {now}" if now else ""))
 
 
