@@ -121,7 +121,9 @@ class Settings:
                 f"No endpoint for {model!r}: pass --endpoint ID, set RP_NOTEBOOK_{model.upper()}_ENDPOINT, "
                 "or start the local endpoint (rp_notebook.start_local())."
             )
-        return endpoint_id
+        # Ids from configure() and `%runpod use` were checked on the way in; one from the environment,
+        # .env or a hand-edited config file is checked here, before it becomes part of a URL path.
+        return check_endpoint_id(endpoint_id, field=f"RP_NOTEBOOK_{model.upper()}_ENDPOINT")
 
     def redact(self, text: str) -> str:
         """`text` with the API key masked, for messages built from server or library text."""

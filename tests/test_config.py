@@ -5,7 +5,7 @@ import pickle
 import pytest
 
 from rp_notebook.config import Secret, configure, current_settings, reset_configuration
-from rp_notebook.errors import ConfigurationError
+from rp_notebook.errors import ConfigurationError, InputError
 
 KEY = "fake_TESTKEY_0123456789abcdefghij"
 
@@ -74,3 +74,10 @@ def test_missing_key_and_missing_endpoint_say_how_to_fix_them(clean_env):
         settings.require_key()
     with pytest.raises(ConfigurationError, match="RP_NOTEBOOK_TTS_ENDPOINT"):
         settings.endpoint_for("tts")
+
+
+def test_a_malformed_endpoint_id_from_the_environment_is_refused_naming_the_variable(monkeypatch):
+    monkeypatch.setenv("RP_NOTEBOOK_TTS_ENDPOINT", "../local-tts")
+    with pytest.raises(InputError, match="not an endpoint id") as caught:
+        current_settings().endpoint_for("tts")
+    assert caught.value.field == "RP_NOTEBOOK_TTS_ENDPOINT"
