@@ -11,6 +11,8 @@ only bloat the file.
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -32,6 +34,10 @@ def main() -> None:
     parser.add_argument("action", choices=["run", "refresh"])
     parser.add_argument("notebooks", nargs="+", type=Path)
     args = parser.parse_args()
+    if args.action == "refresh":
+        # Recording references is not the user's work: keep its jobs out of their ledger and config.
+        for name in ("RP_NOTEBOOK_DATA_DIR", "RP_NOTEBOOK_CONFIG_DIR"):
+            os.environ.setdefault(name, tempfile.mkdtemp(prefix="rp-notebook-refresh-"))
     for path in args.notebooks:
         notebook = execute(path)
         if args.action == "run":
