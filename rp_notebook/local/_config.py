@@ -2,7 +2,7 @@
 
 An endpoint of the local server is a worker folder (a `handler.py` that calls
 `runpod.serverless.start`, exactly as it runs in a Runpod image) plus the settings Runpod keeps per
-endpoint: the worker env, `workers_max`, the execution timeout, an idle timeout, how long results
+endpoint: the worker env, `workers_min` / `workers_max`, the execution timeout, an idle timeout, how long results
 stay readable and how long a job may live at all (its TTL). Nothing here imports aiohttp or the
 runpod SDK.
 
@@ -59,6 +59,9 @@ class EndpointConfig:
         so an endpoint may override e.g. `RUNPOD_LOG_LEVEL`).
     workers_max: how many worker processes (and therefore jobs) may run at once; 0 keeps jobs
         IN_QUEUE until the endpoint is scaled up (as on Runpod).
+    workers_min: how many workers are kept running even with no job (Runpod's "active workers",
+        billed while idle there): started with the endpoint, replaced when one exits, never
+        stopped by the idle timeout. At most `workers_max`; 0 (the default) scales to zero.
     handler: the script started as `python -u <handler>` inside `worker_dir`.
     python: the interpreter for the workers; the server's own `sys.executable` when None.
     execution_timeout_ms: a running job is TIMED_OUT after this long unless its request sets
@@ -77,6 +80,7 @@ class EndpointConfig:
     worker_dir: Path
     env: Mapping[str, str] = field(default_factory=dict)
     workers_max: int = 1
+    workers_min: int = 0
     handler: str = "handler.py"
     python: str | None = None
     execution_timeout_ms: int | None = 600_000
@@ -109,6 +113,15 @@ class EndpointConfig:
             or self.workers_max < 0
         ):
             raise ValueError(f"endpoint {self.id}: workers_max must be an int >= 0, got {self.workers_max!r}")
+        if (
+            not isinstance(self.workers_min, int)
+            or isinstance(self.workers_min, bool)
+            or not 0 <= self.workers_min <= self.workers_max
+        ):
+            raise ValueError(
+                f"endpoint {self.id}: workers_min must be an int in 0..workers_max ({self.workers_max}), "
+                f"got {self.workers_min!r}"
+            )
         if self.execution_timeout_ms is not None and self.execution_timeout_ms <= 0:
             raise ValueError(f"endpoint {self.id}: execution_timeout_ms must be > 0 or None")
         if self.idle_timeout_s is not None and self.idle_timeout_s <= 0:

@@ -353,7 +353,7 @@ class ManagementStore:
             raise ManagementError(404, f'endpoint "{endpoint_id}" not found', "id") from None
 
     def create_endpoint(self, values: Mapping[str, Any], names: Mapping[str, str]) -> EndpointRecord:
-        """Create an endpoint and deploy it: its worker runs from the first job on.
+        """Create an endpoint and deploy it: its workersMin workers start now, the others on demand.
 
         `values` holds record fields (at least name and template_id); `names` maps record fields to
         the API's own names for the error messages.
@@ -445,6 +445,7 @@ class ManagementStore:
                 worker_dir=base.worker_dir if same_folder else worker.worker_dir,
                 env=worker.env,
                 workers_max=record.workers_max,
+                workers_min=record.workers_min,
                 idle_timeout_s=record.idle_timeout_s,
                 execution_timeout_ms=record.execution_timeout_ms,
             )
@@ -475,6 +476,7 @@ class ManagementStore:
             id=config.id,
             name=config.id,
             template_id=template_id,
+            workers_min=config.workers_min,
             workers_max=config.workers_max,
             idle_timeout_s=config.idle_timeout_s,
             execution_timeout_ms=config.execution_timeout_ms,

@@ -448,6 +448,8 @@ class LocalEndpoint:
             self._supervisor.base_url = self.url
             self._serving = True
             self._ready.set()
+            for endpoint in list(self._context.endpoints.values()):
+                endpoint.start()  # their workers_min workers (endpoints made before the loop ran)
             await self._stop_event.wait()
             self._serving = False
             await self._shutdown()

@@ -29,7 +29,11 @@ crash caused by the input itself (out of memory, a segfault in a native library)
 the next worker too and bill twice. The endpoint starts a new worker for the jobs still queued.
 
 Workers (each an unmodified runpod SDK worker, one job at a time) are started on demand: when jobs
-wait and fewer than `workers_max` workers are alive, `_scale` asks the launcher for more. A worker
+wait and fewer than `workers_max` workers are alive, `_scale` asks the launcher for more. Besides,
+`workers_min` workers (Runpod's "active workers") are kept alive with no job at all: started with
+the endpoint (on its loop) and after `reconfigure`, replaced when one exits (with the same start
+backoff; after MAX_START_FAILURES failed starts in a row only jobs start workers again, until one
+starts or the endpoint is reconfigured), and never stopped by the idle timeout. A worker
 is INITIALIZING until its first job-take, IDLE while it long-polls, RUNNING while it holds a job.
 A result that arrives for a job that is no longer IN_PROGRESS on that worker (cancelled, timed out,
 already failed) is ignored and counted in `Job.late_results`.
@@ -126,6 +130,16 @@ class EndpointState:
         self._start_failures = 0
         self._spawn_not_before = 0.0
         self._stale: set[str] = set()  # workers started with an older worker folder or env
+        # True once workers_min workers failed to start MAX_START_FAILURES times in a row: stop
+        # restarting a broken worker on our own (a job, a started worker or reconfigure resets it).
+        self._min_suspended = False
+        with contextlib.suppress(RuntimeError):  # no loop yet: the server starts them (`start`)
+            asyncio.get_running_loop().call_soon(self._scale)
+
+    def start(self) -> None:
+        """Start the `workers_min` workers; call on the loop thread once the server serves
+        (an endpoint created on the running loop does this by itself)."""
+        self._scale()
 
     @property
     def id(self) -> str:
@@ -224,6 +238,7 @@ class EndpointState:
         if worker.ready_at is None:
             worker.ready_at = time.monotonic()
             self._start_failures = 0
+            self._min_suspended = False
         if worker.status is WorkerStatus.INITIALIZING or (
             worker.status is WorkerStatus.RUNNING and not worker.jobs
         ):
@@ -363,6 +378,15 @@ class EndpointState:
         if not (was_ready or was_stopping or self.closing):
             self._start_failures += 1
             if self._start_failures >= MAX_START_FAILURES:
+                if self.config.workers_min and not self._min_suspended:
+                    self._min_suspended = True
+                    log.warning(
+                        "endpoint %s: not restarting its %d minimum workers after %d failed starts; "
+                        "the next job or reconfigure tries again",
+                        self.id,
+                        self.config.workers_min,
+                        self._start_failures,
+                    )
                 tail = log_tail(worker.log_path)
                 self._fail_queue(
                     f"the worker of endpoint {self.id} failed to start {self._start_failures} times in a "
@@ -382,11 +406,13 @@ class EndpointState:
         Lowering `workers_max` stops idle and starting workers now and running ones once their job
         ends; raising it starts workers for waiting jobs. A changed worker (folder, env, handler,
         interpreter) retires the current workers the same way. A new idle timeout restarts the idle
-        timers; a new execution timeout applies to jobs started from now on.
+        timers; a new execution timeout applies to jobs started from now on. A higher `workers_min`
+        starts workers now; a lower one gives the idle workers it kept an idle timer again.
         """
         if config.id != self.id:
             raise ValueError(f"cannot reconfigure endpoint {self.id} with the config of {config.id}")
         old, self.config = self.config, config
+        self._min_suspended = False
         worker_of = ("worker_dir", "env", "handler", "python")
         if any(getattr(old, name) != getattr(config, name) for name in worker_of):
             self._stale.update(self.workers)
@@ -394,8 +420,10 @@ class EndpointState:
             for worker in [w for w in self.workers.values() if w.status is status]:
                 if worker.id in self._stale or self._surplus() > 0:
                     self._retire(worker)
-                elif status is WorkerStatus.IDLE and old.idle_timeout_s != config.idle_timeout_s:
-                    self._set_idle(worker)  # restart its idle timer with the new timeout
+                elif status is WorkerStatus.IDLE and (
+                    old.idle_timeout_s != config.idle_timeout_s or worker.idle_timer is None
+                ):
+                    self._set_idle(worker)  # (re)start its idle timer: a new timeout, or min lowered
         self._scale()
 
     def shutdown(self) -> None:
@@ -426,6 +454,7 @@ class EndpointState:
         self._wakeup = asyncio.Event()
 
     def _enqueue(self, job: Job) -> None:
+        self._min_suspended = False  # as before workers_min: a new job tries a broken worker again
         self.queue.append(job)
         self._notify()
         self._scale()
@@ -542,8 +571,16 @@ class EndpointState:
 
     def _idle_expired(self, worker: WorkerRecord) -> None:
         worker.idle_timer = None
-        if worker.status is WorkerStatus.IDLE and not worker.jobs:
+        if worker.status is not WorkerStatus.IDLE or worker.jobs:
+            return
+        # Kept without a timer: it is one of the workers_min; reconfigure re-arms it if min drops.
+        if worker.id in self._stale or self._fresh_live() > self.config.workers_min:
             self._retire(worker)
+
+    def _fresh_live(self) -> int:
+        """Workers alive (not stopping) that run the current worker: those that count for `workers_min`."""
+        live = (WorkerStatus.INITIALIZING, WorkerStatus.IDLE, WorkerStatus.RUNNING)
+        return sum(1 for w in self.workers.values() if w.status in live and w.id not in self._stale)
 
     def _surplus(self) -> int:
         """How many more workers are alive (not stopping) than `workers_max` allows."""
@@ -568,12 +605,14 @@ class EndpointState:
             self._finish(job, JobStatus.FAILED, error=message)
 
     def _scale(self) -> None:
-        """Start workers while jobs wait, no worker is free for them and `workers_max` allows."""
-        if self.closing or not self.queue:
+        """Start workers while jobs wait and no worker is free for them, or while fewer than
+        `workers_min` are alive; never more than `workers_max` (stopping ones included)."""
+        if self.closing:
             return
         alive = [w for w in self.workers.values() if w.status is not WorkerStatus.EXITED]
         free = sum(1 for w in alive if w.status in (WorkerStatus.INITIALIZING, WorkerStatus.IDLE))
-        wanted = min(len(self.queue) - free, self.config.workers_max - len(alive))
+        for_min = 0 if self._min_suspended else self.config.workers_min - self._fresh_live()
+        wanted = min(max(len(self.queue) - free, for_min), self.config.workers_max - len(alive))
         if wanted <= 0 or asyncio.get_running_loop().time() < self._spawn_not_before:
             return
         for _ in range(wanted):
@@ -581,6 +620,7 @@ class EndpointState:
             try:
                 self._launcher.spawn(self.config, worker, self.worker_exited)
             except WorkerStartError as exc:
+                self._min_suspended = True  # the launcher cannot start it: no retry until a change
                 self._fail_queue(f"could not start a worker for endpoint {self.id}: {exc}")
                 return
             self.workers[worker.id] = worker
