@@ -25,7 +25,6 @@ import base64
 import io
 import shlex
 import struct
-import wave
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from typing import Any
 
 import pytest
 import soundfile
+from helpers import wav_bytes
 from IPython.core.error import UsageError
 from PIL import Image
 
@@ -610,16 +610,6 @@ def test_the_header_reader_leaves_other_formats_and_truncated_headers_to_pillow(
     assert image_size(b"\xff\xd8\xff\xe0") is None  # a JPEG cut before its frame header
     assert image_size(b"\xff\xd8" + b"\xff" * 100_000) is None  # only fill bytes: gives up, quickly
     assert MAX_IMAGE_PIXELS < 8660 * 5774
-
-
-def wav_bytes(seconds: float = 0.1) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(8000)
-        out.writeframes(b"\0\0" * int(8000 * seconds))
-    return buffer.getvalue()
 
 
 def sound(fmt: str, subtype: str | None = None) -> bytes:

@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import base64
-import io
 import time
-import wave
 
 import pytest
+from helpers import wav_bytes
 
 from rp_notebook import AudioResult
 from rp_notebook.jobs import JobManager
 from rp_notebook.widgets._stream_player import StreamingAudioPlayer
 
 SENTENCES = [f"This is sentence number {i}, spoken while the next one is being made." for i in range(20)]
-
-
-def wav_bytes(seconds: float = 0.1) -> bytes:
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(8000)
-        out.writeframes(b"\0\0" * int(8000 * seconds))
-    return buffer.getvalue()
 
 
 def test_player_parts_are_synced_as_binary_and_a_new_part_is_a_new_list():
