@@ -167,19 +167,13 @@ def panel(kind: str = "tts", *, endpoint: str | None = None, **options: Any) -> 
         return widgets.TTSPanel(endpoint=endpoint, **options)
     if kind == "layers":
         return widgets.LayersPanel(endpoint=endpoint, **options)
-    if kind == "jobs":
-        if endpoint is not None:
-            raise InputError("endpoint", "the jobs panel lists the jobs of every endpoint; it takes none")
-        return widgets.JobsPanel(**options)
-    if kind == "deploy":
-        if endpoint is not None:
-            raise InputError("endpoint", "the deploy panel creates an endpoint; it takes none")
-        return widgets.DeployPanel(**options)
-    if kind == "login":
-        if endpoint is not None:
-            raise InputError("endpoint", "the login panel sets the API key; it takes no endpoint")
-        return widgets.LoginPanel(**options)
-    raise InputError("panel", f"unknown panel {kind!r}; panels: {', '.join(PANELS)}")
+    # The other panels are not tied to one endpoint.
+    others = {"jobs": widgets.JobsPanel, "deploy": widgets.DeployPanel, "login": widgets.LoginPanel}
+    if kind not in others:
+        raise InputError("panel", f"unknown panel {kind!r}; panels: {', '.join(PANELS)}")
+    if endpoint is not None:
+        raise InputError("endpoint", f"the {kind} panel is not tied to one endpoint; it takes none")
+    return others[kind](**options)
 
 
 _local: LocalEndpoint | None = None

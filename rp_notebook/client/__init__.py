@@ -9,13 +9,7 @@ from ._budget import (
     default_budget,
 )
 from ._http import HTTPTransport, RetryPolicy
-from ._jobs import (
-    MAX_RUN_BYTES,
-    MAX_RUNSYNC_BYTES,
-    TERMINAL_STATES,
-    JobsClient,
-    JobStatus,
-)
+from ._jobs import MAX_RUN_BYTES, MAX_RUNSYNC_BYTES, TERMINAL_STATES, JobsClient, JobStatus
 
 __all__ = [
     "MAX_RUNSYNC_BYTES",

@@ -31,13 +31,7 @@ from ._budget import RequestBudget
 from ._http import HTTPTransport, RetryPolicy
 from ._status import TERMINAL_STATES, JobStatus
 
-__all__ = [
-    "MAX_RUNSYNC_BYTES",
-    "MAX_RUN_BYTES",
-    "TERMINAL_STATES",
-    "JobStatus",
-    "JobsClient",
-]
+__all__ = ["MAX_RUNSYNC_BYTES", "MAX_RUN_BYTES", "TERMINAL_STATES", "JobStatus", "JobsClient"]
 
 MAX_RUN_BYTES = 10 * 1024 * 1024
 MAX_RUNSYNC_BYTES = 20 * 1024 * 1024

@@ -298,6 +298,16 @@ class JobManager:
             if entry.base_url == base_url or entry.job_id in self._all
         ]
 
+    def earlier_in_flight(self) -> list[LedgerEntry]:
+        """Ledger entries with no recorded end that this process does not hold: jobs of earlier
+        sessions (or other kernels) that nobody may be following."""
+        ledger = self.ledger
+        if ledger is None:
+            return []
+        with self._cond:
+            known = set(self._all)
+        return [entry for entry in ledger.in_flight() if entry.job_id not in known]
+
     def resume(self, job_id: str, settings: Settings | None = None) -> Job:
         """One job of this or an earlier session: from its saved result if it ended, else followed again."""
         existing = self._all.get(job_id)
@@ -316,19 +326,18 @@ class JobManager:
         existing = self._all.get(entry.job_id)
         if existing is not None:
             return existing
+        on_its_api = dataclasses.replace(settings, endpoint_base_url=entry.base_url)
         if not entry.ended:
             return self.attach(
                 entry.endpoint_id,
                 entry.job_id,
                 model=entry.model,
-                settings=dataclasses.replace(settings, endpoint_base_url=entry.base_url),
+                settings=on_its_api,
                 submitted_at=entry.submitted_at,
                 input=dict(entry.parameters),
             )
         try:
-            client: JobsClient | None = self.client(
-                dataclasses.replace(settings, endpoint_base_url=entry.base_url)
-            )
+            client: JobsClient | None = self.client(on_its_api)
         except ConfigurationError:
             client = None  # no key: a saved result still shows; cancel and retry say why they cannot
         job = Job(

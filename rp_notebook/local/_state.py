@@ -75,6 +75,7 @@ __all__ = ["EndpointState", "StateError", "WorkerLauncher", "WorkerStartError"]
 log = logging.getLogger("rp_notebook.local")
 
 STOP_REDELIVER_S = 1.0
+_LIVE = (WorkerStatus.INITIALIZING, WorkerStatus.IDLE, WorkerStatus.RUNNING)
 MAX_START_FAILURES = 3
 _MISSING = object()
 
@@ -577,15 +578,17 @@ class EndpointState:
         if worker.id in self._stale or self._fresh_live() > self.config.workers_min:
             self._retire(worker)
 
+    def _live(self) -> list[WorkerRecord]:
+        """Workers alive and not stopping."""
+        return [w for w in self.workers.values() if w.status in _LIVE]
+
     def _fresh_live(self) -> int:
-        """Workers alive (not stopping) that run the current worker: those that count for `workers_min`."""
-        live = (WorkerStatus.INITIALIZING, WorkerStatus.IDLE, WorkerStatus.RUNNING)
-        return sum(1 for w in self.workers.values() if w.status in live and w.id not in self._stale)
+        """Live workers that run the current worker: those that count for `workers_min`."""
+        return sum(1 for w in self._live() if w.id not in self._stale)
 
     def _surplus(self) -> int:
-        """How many more workers are alive (not stopping) than `workers_max` allows."""
-        live = (WorkerStatus.INITIALIZING, WorkerStatus.IDLE, WorkerStatus.RUNNING)
-        return sum(1 for w in self.workers.values() if w.status in live) - self.config.workers_max
+        """How many more workers are live than `workers_max` allows."""
+        return len(self._live()) - self.config.workers_max
 
     def _retire(self, worker: WorkerRecord) -> None:
         """Stop one worker (idle timeout, stopPod, scale-down); its exit frees the slot."""

@@ -95,9 +95,7 @@ def jobs_command(args: list[str]) -> Rendered:
     notes = []
     if not rows:
         notes.append("no jobs yet")
-    waiting = [
-        entry for entry in (ledger.in_flight() if ledger is not None else []) if entry.job_id not in live
-    ]
+    waiting = manager.earlier_in_flight()
     if waiting:
         notes.append(
             f"{len(waiting)} job(s) of earlier sessions have no recorded end: %runpod attach --all follows them"

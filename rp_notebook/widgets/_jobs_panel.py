@@ -166,7 +166,7 @@ class JobsPanel(widgets.VBox):
         ledger = self._jobs_manager.ledger
         known = {job.id for job in self._jobs_manager.jobs()}
         recent = [e for e in ledger.recent(self.max_rows) if e.job_id not in known] if ledger else []
-        waiting = [e for e in ledger.in_flight() if e.job_id not in known] if ledger else []
+        waiting = self._jobs_manager.earlier_in_flight()
         text = f"{len(recent)} recent job(s) of earlier sessions"
         if waiting:
             text += f", {len(waiting)} of them with no recorded end"
