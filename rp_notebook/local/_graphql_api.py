@@ -18,7 +18,19 @@ The key and the query string are never logged.
 
 Resolvers are the methods of `_Root`, found by graphql-core's default resolver (a root field is a
 method of the root value); nested objects are plain dicts, and a dict value that is a function
-(`lowestPrice`) is called with the field's arguments.
+(`lowestPrice`, `User.endpoint`) is called with the field's arguments.
+
+The schema carries every field real clients select or send (the runpod SDK, runpod-flash, runpodctl),
+so their documents validate. What the local endpoint cannot honour is accepted and answered with null,
+never an invented value: runtime facts of Runpod's platform (aiKey, version, workersStandby,
+activeBuildid, idePodId), Flash environments (flashEnvironmentId), model caching (modelReferences),
+template settings that nothing here runs (advancedStart, startJupyter, startScript, config, category,
+isRunpod, boundEndpointId) and GPU facts it does not know (cudaCores, maxGpuCount*, minPodGpuCount,
+the reserved prices, stockStatus). An endpoint has no network volumes (networkVolumeIds is [], and
+attaching one is refused) and runs on this machine, so a CPU endpoint (instanceIds) is refused too.
+Settings a client sends and reads back are stored even where they change nothing here (gpuIds,
+locations, flashBootType, workersPFBTarget, the CUDA versions), so a client that compares what it
+sent with what it reads (Flash's drift check) sees no change.
 """
 
 from __future__ import annotations
@@ -74,6 +86,7 @@ _ENDPOINT_INPUT = {
     "scalerValue": "scaler_value",
     "workersMin": "workers_min",
     "workersMax": "workers_max",
+    "workersPFBTarget": "workers_pfb_target",
     "executionTimeoutMs": "execution_timeout_ms",
     "flashBootType": "flashboot",
     "minCudaVersion": "min_cuda_version",
@@ -138,6 +151,14 @@ def _template_out(template: TemplateRecord) -> dict[str, Any]:
         "readme": template.readme,
         "startSsh": template.start_ssh,
         "containerRegistryAuthId": template.registry_auth_id,
+        # Accepted (Flash sends them with its inline template) but nothing here runs them.
+        "advancedStart": None,
+        "startJupyter": None,
+        "startScript": None,
+        "config": None,
+        "category": None,
+        "isRunpod": None,
+        "boundEndpointId": None,
     }
 
 
@@ -150,8 +171,12 @@ def _endpoint_out(store: ManagementStore, endpoint: EndpointRecord) -> dict[str,
         "template": _template_out(template),
         "gpuIds": ",".join([*endpoint.pools, *(f"-{gpu}" for gpu in endpoint.excluded_types)]),
         "gpuCount": endpoint.gpu_count,
+        # Adopted endpoints (gpuIds "") run on the CPU; every other one names GPU pools.
+        "computeType": "GPU" if endpoint.pools else "CPU",
+        "instanceIds": None,
         "networkVolumeId": None,
         "networkVolume": None,
+        "networkVolumeIds": [],  # none attached: attaching one is refused
         "locations": endpoint.locations,
         "idleTimeout": _seconds(endpoint.idle_timeout_s),
         "scalerType": endpoint.scaler_type,
@@ -159,16 +184,22 @@ def _endpoint_out(store: ManagementStore, endpoint: EndpointRecord) -> dict[str,
         "workersMin": endpoint.workers_min,
         "workersMax": endpoint.workers_max,
         "workersStandby": None,
+        "workersPFBTarget": endpoint.workers_pfb_target,
         "allowedCudaVersions": ",".join(endpoint.allowed_cuda_versions),
         "minCudaVersion": endpoint.min_cuda_version,
-        "executionTimeoutMs": endpoint.execution_timeout_ms,
+        # 0 is Runpod's "no execution timeout" (see _endpoint_values).
+        "executionTimeoutMs": endpoint.execution_timeout_ms or 0,
         "flashBootType": endpoint.flashboot,
+        "flashEnvironmentId": None,
         "type": "QB",
         "aiKey": None,  # never hand out a key
         "userId": USER_ID,
         "version": None,
         "createdAt": endpoint.created_at,
         "env": _env_list(template.env),
+        "activeBuildid": None,
+        "idePodId": None,
+        "modelReferences": None,
     }
 
 
@@ -192,12 +223,16 @@ def _gpu_out(gpu: dict[str, Any]) -> dict[str, Any]:
         "memoryInGb": gpu["memoryInGb"],
         "cudaCores": None,
         "maxGpuCount": None,
+        "maxGpuCountCommunityCloud": None,
+        "maxGpuCountSecureCloud": None,
+        "minPodGpuCount": None,
         "secureCloud": True,
         "communityCloud": False,
         "securePrice": price,
         "communityPrice": None,
         "oneMonthPrice": None,
         "threeMonthPrice": None,
+        "sixMonthPrice": None,
         "oneWeekPrice": None,
         "communitySpotPrice": None,
         "secureSpotPrice": None,
@@ -232,13 +267,23 @@ def _endpoint_values(raw: Mapping[str, Any]) -> dict[str, Any]:
         values["allowed_cuda_versions"] = [
             v.strip() for v in raw["allowedCudaVersions"].split(",") if v.strip()
         ]
+    if raw.get("executionTimeoutMs") == 0:
+        # Runpod's execution timeout can be turned off; 0 is how Flash sends "none" (its default,
+        # and it only applies a timeout when the value is > 0). The record's None is "no timeout".
+        values["execution_timeout_ms"] = None
     if raw.get("type") == "LB":
         raise ManagementError(
             400, "load-balancing endpoints (type LB) are not supported by the local endpoint"
         )
-    if raw.get("networkVolumeId"):
+    volumes = [raw.get("networkVolumeId")]
+    volumes += [item.get("networkVolumeId") for item in raw.get("networkVolumeIds") or [] if item]
+    if volume := next((v for v in volumes if v), None):
+        raise ManagementError(400, f'network volume "{volume}" not found (the local endpoint has none)')
+    if raw.get("instanceIds"):
         raise ManagementError(
-            400, f'network volume "{raw["networkVolumeId"]}" not found (the local endpoint has none)'
+            400,
+            f"CPU endpoints (instanceIds {', '.join(map(str, raw['instanceIds']))}) are not supported by "
+            "the local endpoint; give gpuIds instead (its workers run on this machine's CPU either way)",
         )
     return values
 
@@ -259,6 +304,7 @@ class _Root:
             "email": "local@localhost",
             "pubKey": None,
             "endpoints": [_endpoint_out(store, e) for e in store.endpoints()],
+            "endpoint": self.endpoint,  # called with its arguments
             "podTemplates": [_template_out(t) for t in store.templates()],
             "networkVolumes": [],
         }
@@ -280,6 +326,7 @@ class _Root:
 
     @_resolver
     def endpoint(self, info: Any, id: str) -> dict[str, Any] | None:
+        """`endpoint(id:)`, at the root and under `myself` (Flash asks there): null if there is none."""
         endpoint = next((e for e in self.store.endpoints() if e.id == id), None)
         return None if endpoint is None else _endpoint_out(self.store, endpoint)
 
@@ -287,6 +334,8 @@ class _Root:
     def saveTemplate(self, info: Any, input: dict[str, Any] | None = None) -> dict[str, Any]:
         if not input:
             raise ManagementError(400, "saveTemplate needs an input")
+        if input.get("volumeInGb") is None:  # nullable only for EndpointInput.template (see the SDL)
+            raise ManagementError(400, "saveTemplate needs volumeInGb (0 for a serverless template)")
         values = _template_values(input)
         if input.get("id"):
             return _template_out(self.store.update_template(input["id"], values, _NAMES))
@@ -304,6 +353,8 @@ class _Root:
             raise ManagementError(400, "give either templateId or template, not both")
         if inline is None and not input.get("id") and "template_id" not in values:
             raise ManagementError(400, "templateId is required to create an endpoint")
+        if not input.get("id") and input.get("gpuIds") is None:  # nullable for CPU endpoints only
+            raise ManagementError(400, "gpuIds is required to create an endpoint")
         if inline is not None:
             values["template_id"] = self.store.create_template(_template_values(inline), _NAMES).id
         try:
@@ -322,7 +373,9 @@ class _Root:
         self.store.delete_endpoint(id)
 
     @_resolver
-    def updateEndpointTemplate(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
+    def updateEndpointTemplate(self, info: Any, input: dict[str, Any] | None = None) -> dict[str, Any]:
+        if not input:
+            raise ManagementError(400, "updateEndpointTemplate needs an input")
         endpoint = self.store.update_endpoint(
             input["endpointId"], {"template_id": input["templateId"]}, _NAMES
         )

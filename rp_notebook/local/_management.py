@@ -121,6 +121,7 @@ class EndpointRecord:
     gpu_count: int = 1
     workers_min: int = 0
     workers_max: int = 3
+    workers_pfb_target: int | None = None  # GraphQL's workersPFBTarget: stored, read back, no effect
     idle_timeout_s: float | None = 5  # a fraction only for endpoints adopted from an EndpointConfig
     scaler_type: str = "QUEUE_DELAY"
     scaler_value: float = 4
