@@ -8,6 +8,7 @@ file as a data: URL rather than pointing at a widget model that only lives in th
 from __future__ import annotations
 
 import base64
+import textwrap
 from collections.abc import Iterable, Sequence
 from html import escape
 from typing import TYPE_CHECKING, Any
@@ -207,6 +208,10 @@ def price_text(price_per_hour: float | None) -> str:
 def health_cells(health: EndpointHealth) -> tuple[str, str]:
     """(workers, jobs) of an endpoint's health, e.g. ("1 idle, 0 running", "0 queued, 1 running, ...")."""
     workers = f"{health.workers_idle} idle, {health.workers_running} running"
+    if health.workers_initializing:
+        workers += f", {health.workers_initializing} starting"
+    if health.error:
+        workers += f"; cannot start: {textwrap.shorten(health.error, 160, placeholder=' …')}"
     jobs = (
         f"{health.jobs_in_queue} queued, {health.jobs_in_progress} running, "
         f"{health.jobs_completed} completed, {health.jobs_failed} failed"

@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ._worker_folder import WorkerCommand, WorkerPackages
+
 __all__ = [
     "LOCAL_LAYERS_ENDPOINT_ID",
     "LOCAL_TTS_ENDPOINT_ID",
@@ -62,8 +64,14 @@ class EndpointConfig:
     workers_min: how many workers are kept running even with no job (Runpod's "active workers",
         billed while idle there): started with the endpoint, replaced when one exits, never
         stopped by the idle timeout. At most `workers_max`; 0 (the default) scales to zero.
-    handler: the script started as `python -u <handler>` inside `worker_dir`.
-    python: the interpreter for the workers; the server's own `sys.executable` when None.
+    handler: the script started as `python -u <handler>` inside `worker_dir`, unless `command` is set.
+    command: the process a worker starts as (script or module, flags, working directory), read
+        from the folder as its image would start it (`_worker_folder.read_worker_folder`); None
+        runs `handler` in `worker_dir`.
+    packages: what the worker's image installs; its workers run in an environment built from it
+        (`_environments`). None runs them on `python`.
+    python: the interpreter for the workers when `packages` is None; the server's own
+        `sys.executable` when None.
     execution_timeout_ms: a running job is TIMED_OUT after this long unless its request sets
         `policy.executionTimeout`; None means no limit. Runpod's default is 600 s.
     idle_timeout_s: an idle worker is stopped after this many seconds; None keeps workers warm
@@ -82,6 +90,8 @@ class EndpointConfig:
     workers_max: int = 1
     workers_min: int = 0
     handler: str = "handler.py"
+    command: WorkerCommand | None = None
+    packages: WorkerPackages | None = None
     python: str | None = None
     execution_timeout_ms: int | None = 600_000
     idle_timeout_s: float | None = None
@@ -138,7 +148,20 @@ class EndpointConfig:
 
     @property
     def handler_path(self) -> Path:
+        """The script the workers run (the module's folder for `python -m`)."""
+        if self.command is not None:
+            return self.command.script or self.command.cwd
         return self.worker_dir / self.handler
+
+    def argv(self, python: str) -> list[str]:
+        """The worker process's command line with `python` as the interpreter."""
+        if self.command is not None:
+            return self.command.argv(python)
+        return [python, "-u", self.handler]
+
+    @property
+    def cwd(self) -> Path:
+        return self.command.cwd if self.command is not None else self.worker_dir
 
     @property
     def interpreter(self) -> str:
@@ -148,7 +171,10 @@ class EndpointConfig:
         """Raise FileNotFoundError when the worker folder or its handler script is missing."""
         if not self.worker_dir.is_dir():
             raise FileNotFoundError(f"endpoint {self.id}: worker folder {self.worker_dir} does not exist")
-        if not self.handler_path.is_file():
+        if self.command is not None and self.command.module is not None:
+            if not self.command.cwd.is_dir():
+                raise FileNotFoundError(f"endpoint {self.id}: {self.command.cwd} does not exist")
+        elif not self.handler_path.is_file():
             raise FileNotFoundError(f"endpoint {self.id}: {self.handler_path} does not exist")
 
 

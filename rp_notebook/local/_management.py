@@ -42,6 +42,13 @@ from ..provisioning._gpus import GPU_POOLS, parse_gpu_ids
 from ._config import EndpointConfig, find_workers_dir
 from ._http import CONTEXT
 from ._state import EndpointState
+from ._worker_folder import (
+    DEFAULT_ENTRY_POINT,
+    WorkerCommand,
+    WorkerFolderError,
+    WorkerPackages,
+    read_worker_folder,
+)
 
 __all__ = [
     "BUNDLED_IMAGES",
@@ -147,11 +154,18 @@ _RANGES: dict[str, tuple[int, int | None]] = {
 
 @dataclass(frozen=True)
 class ResolvedWorker:
-    """What a template's image runs on this machine: a worker folder and the workers' env."""
+    """What a template's image runs on this machine: a worker folder, read as its image would start.
+
+    `command` and `packages` are None for a bundled worker on its CPU engine, which runs handler.py on
+    the server's own Python (its CPU requirements are the server's `local` extra): no environment to
+    build, so the quickstart stays as fast as ever.
+    """
 
     worker_dir: Path
-    env: dict[str, str]
+    env: dict[str, str]  # the image's ENV, then the template's env over it
     bundled: str | None = None  # the bundled image name that matched, None for a folder path
+    command: WorkerCommand | None = None  # None: handler.py in worker_dir
+    packages: WorkerPackages | None = None  # None: the server's own Python
 
 
 def _image_name(image: str) -> str:
@@ -160,35 +174,65 @@ def _image_name(image: str) -> str:
     return name.split(":", 1)[0].lower()
 
 
-def _worker_folder(path: str, cwd: Path | None) -> Path | None:
+def _image_folder(image: str, cwd: Path | None) -> Path | None:
+    """The folder an image names: `local:<path>` (existing or not), or the path of a folder."""
+    path = image[len("local:") :] if image.startswith("local:") else image
+    if not path.strip():
+        return None
     folder = Path(path).expanduser()
     if not folder.is_absolute():
         folder = (cwd or Path.cwd()) / folder
-    return folder if (folder / "handler.py").is_file() else None
+    return folder if image.startswith("local:") or folder.is_dir() else None
+
+
+def _bundled_cpu_engine(folder: Path, env: Mapping[str, str], workers_dir: Path | None) -> bool:
+    """Whether `folder` is a bundled worker and `env` selects its CPU engine (the fast path)."""
+    root = workers_dir or find_workers_dir()
+    if root is None:
+        return False
+    for folder_name, engine_env in BUNDLED_IMAGES.values():
+        if (root / folder_name).resolve() == folder.resolve():
+            return all(env.get(name) == value for name, value in engine_env.items())
+    return False
+
+
+def _read_folder(image: str, folder: Path, env: Mapping[str, str], start_command: str) -> ResolvedWorker:
+    if not folder.is_dir():
+        raise ManagementError(400, f'image "{image}": {folder} is not a folder', "image")
+    try:
+        read = read_worker_folder(folder, start_command)
+    except WorkerFolderError as exc:
+        raise ManagementError(400, f'image "{image}": {exc}', "image") from None
+    # handler.py on the folder's own terms is what an EndpointConfig runs by default.
+    command = None if read.command.origin == DEFAULT_ENTRY_POINT else read.command
+    return ResolvedWorker(read.folder, {**read.env, **env}, None, command, read.packages)
 
 
 def resolve_image(
-    image: str, env: Mapping[str, str], *, workers_dir: Path | None = None, cwd: Path | None = None
+    image: str,
+    env: Mapping[str, str],
+    start_command: str = "",
+    *,
+    workers_dir: Path | None = None,
+    cwd: Path | None = None,
 ) -> ResolvedWorker:
     """The worker folder a template's image runs as on the local endpoint.
 
-    1. `local:<path>`, or a path (absolute, `~`, or relative to `cwd`) of a folder holding
-       handler.py: that folder, with the template's env unchanged (the user's own worker).
+    1. `local:<path>`, or the path of a folder (absolute, `~`, or relative to `cwd`): that folder,
+       read as its image would start (`_worker_folder`: the start command, the Dockerfile, its
+       packages), with the template's env over the image's. A bundled worker's folder with an env
+       that selects its CPU engine runs as the bundled image does (below).
     2. Otherwise the image's repository name (`ghcr.io/rp-notebook/rp-notebook-tts:0.1.0` ->
        `rp-notebook-tts`) or a bundled folder name (`chatterbox_tts`, `chatterbox-tts`) names a
-       bundled worker, run on its CPU engine: the template's env plus the engine override.
+       bundled worker, run on its CPU engine: the template's env plus the engine override,
+       handler.py on the server's Python.
     3. Anything else is refused, with the two ways that work.
     """
-    if image.startswith("local:"):
-        path = image[len("local:") :]
-        folder = _worker_folder(path, cwd)
-        if folder is None:
-            raise ManagementError(
-                400, f'image "{image}": {path} is not a worker folder (it has no handler.py)', "image"
-            )
-        return ResolvedWorker(folder, dict(env))
-    if image and (folder := _worker_folder(image, cwd)) is not None:
-        return ResolvedWorker(folder, dict(env))
+    folder = _image_folder(image, cwd)
+    if folder is not None:
+        if _bundled_cpu_engine(folder, env, workers_dir):
+            return ResolvedWorker(folder.resolve(), dict(env))
+        return _read_folder(image, folder, env, start_command)
     name = _image_name(image).replace("_", "-")
     for bundled, (folder_name, engine_env) in BUNDLED_IMAGES.items():
         if name in (bundled, folder_name.replace("_", "-")):
@@ -340,6 +384,13 @@ class ManagementStore:
                 raise ManagementError(409, f'Template name "{name}" is already taken.', "name")
         if values.get("image") is not None and not values["image"].strip():
             raise ManagementError(400, "a template image must not be empty", "image")
+        if "image" in values or "docker_args" in values or "env" in values:
+            current = self._templates.get(template_id or "")
+            image = values.get("image", current.image if current else "")
+            if _image_folder(image, None) is not None:  # a folder must have an entry point now
+                env = values.get("env", current.env if current else {})
+                start_command = values.get("docker_args", current.docker_args if current else "")
+                resolve_image(image, env or {}, start_command or "")
 
     # ------------------------------------------------------------------ endpoints
     def endpoints(self) -> list[EndpointRecord]:
@@ -436,7 +487,7 @@ class ManagementStore:
 
     def _live_config(self, record: EndpointRecord, template: TemplateRecord) -> EndpointConfig:
         """The live endpoint's config: the template's worker, the record's scaling settings."""
-        worker = resolve_image(template.image, template.env)
+        worker = resolve_image(template.image, template.env, template.docker_args)
         current = self._live.get(record.id)
         base = current.config if current is not None else EndpointConfig(id=record.id, worker_dir=Path())
         same_folder = current is not None and base.worker_dir.resolve() == worker.worker_dir.resolve()
@@ -445,6 +496,8 @@ class ManagementStore:
                 base,
                 worker_dir=base.worker_dir if same_folder else worker.worker_dir,
                 env=worker.env,
+                command=worker.command,
+                packages=worker.packages,
                 workers_max=record.workers_max,
                 workers_min=record.workers_min,
                 idle_timeout_s=record.idle_timeout_s,

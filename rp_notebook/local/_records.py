@@ -224,6 +224,7 @@ class WorkerRecord:
     last_ping: float | None = None
     pings: int = 0
     unhealthy: str | None = None  # reason from a fitness-check failure ping
+    start_error: str | None = None  # why it never started (its environment could not be built)
     jobs_done: int = 0
     idle_timer: asyncio.TimerHandle | None = None
 

@@ -124,6 +124,9 @@ class EndpointState:
         self.failed = 0
         self.retried = 0
         self.expired = 0  # jobs deleted by their TTL (not in /health, as on Runpod)
+        # Why the last worker could not start (a failed environment build, a missing script), until
+        # one starts: /health and the endpoint listings show it, as Runpod marks workers unhealthy.
+        self.start_error: str | None = None
         self.closing = False
         self._launcher = launcher
         self._on_terminal = on_terminal
@@ -210,11 +213,11 @@ class EndpointState:
 
     def health(self) -> dict[str, Any]:
         in_progress = sum(1 for job in self.jobs.values() if job.status is JobStatus.IN_PROGRESS)
-        workers = {"idle": 0, "running": 0, "initializing": 0}
+        workers = {"idle": 0, "running": 0, "initializing": 0, "unhealthy": 0}
         for worker in self.workers.values():
             if worker.status.value in workers:
                 workers[worker.status.value] += 1
-        return {
+        health: dict[str, Any] = {
             "jobs": {
                 "completed": self.completed,
                 "failed": self.failed,
@@ -224,6 +227,10 @@ class EndpointState:
             },
             "workers": workers,
         }
+        if self.start_error is not None:
+            workers["unhealthy"] += 1
+            health["error"] = self.start_error  # the local endpoint's own: Runpod shows it in its console
+        return health
 
     # ------------------------------------------------------------------ worker side
     async def take_jobs(
@@ -240,6 +247,7 @@ class EndpointState:
             worker.ready_at = time.monotonic()
             self._start_failures = 0
             self._min_suspended = False
+            self.start_error = None
         if worker.status is WorkerStatus.INITIALIZING or (
             worker.status is WorkerStatus.RUNNING and not worker.jobs
         ):
@@ -374,6 +382,10 @@ class EndpointState:
                 )
         worker.jobs.clear()
         worker.stop_requests.clear()
+        if worker.start_error is not None:  # it never ran: its environment could not be built
+            if not (was_stopping or self.closing):
+                self._start_failed(worker.start_error)
+            return
         if not (was_stopping or self.closing):
             log.warning("endpoint %s: worker %s %s (log: %s)", self.id, worker_id, how, worker.log_path)
         if not (was_ready or was_stopping or self.closing):
@@ -389,10 +401,11 @@ class EndpointState:
                         self._start_failures,
                     )
                 tail = log_tail(worker.log_path)
-                self._fail_queue(
+                self.start_error = (
                     f"the worker of endpoint {self.id} failed to start {self._start_failures} times in a "
                     f"row (last one {how}); last lines of {worker.log_path}:\n{tail}"
                 )
+                self._fail_queue(self.start_error)
                 self._start_failures = 0
             else:
                 backoff = 0.5 * 2 ** (self._start_failures - 1)
@@ -414,7 +427,7 @@ class EndpointState:
             raise ValueError(f"cannot reconfigure endpoint {self.id} with the config of {config.id}")
         old, self.config = self.config, config
         self._min_suspended = False
-        worker_of = ("worker_dir", "env", "handler", "python")
+        worker_of = ("worker_dir", "env", "handler", "command", "packages", "python")
         if any(getattr(old, name) != getattr(config, name) for name in worker_of):
             self._stale.update(self.workers)
         for status in (WorkerStatus.IDLE, WorkerStatus.INITIALIZING):  # idle ones first: they are warm
@@ -602,6 +615,14 @@ class EndpointState:
         worker.stop_event.set()
         self._notify()
 
+    def _start_failed(self, reason: str) -> None:
+        """A worker cannot start at all (no script, no environment): fail what waits, say why, and
+        start no more on our own (workers_min) until a new job or a reconfigure tries again."""
+        self._min_suspended = True
+        self.start_error = f"could not start a worker for endpoint {self.id}: {reason}"
+        log.warning("%s", self.start_error)
+        self._fail_queue(self.start_error)
+
     def _fail_queue(self, message: str) -> None:
         jobs, self.queue = list(self.queue), deque()
         for job in jobs:
@@ -623,8 +644,7 @@ class EndpointState:
             try:
                 self._launcher.spawn(self.config, worker, self.worker_exited)
             except WorkerStartError as exc:
-                self._min_suspended = True  # the launcher cannot start it: no retry until a change
-                self._fail_queue(f"could not start a worker for endpoint {self.id}: {exc}")
+                self._start_failed(str(exc))
                 return
             self.workers[worker.id] = worker
             log.info("endpoint %s: started worker %s (pid %s)", self.id, worker.id, worker.pid)

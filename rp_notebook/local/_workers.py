@@ -23,6 +23,12 @@ process, so:
 * `stop_all` sends SIGTERM to every group, waits a grace period, then SIGKILL.
 
 Worker stdout/stderr go to `<logs_dir>/<endpoint>/<worker_id>.log`.
+
+A worker whose image installs packages (`EndpointConfig.packages`) runs on its own environment's
+Python (`_environments`). When that environment is not built yet, `spawn` returns at once with the
+worker INITIALIZING and no process (as a Runpod worker is while its image is pulled); the build
+runs in a thread and the process starts when it is done. A failed build ends the worker before it
+started: `worker.start_error` holds pip's error and `on_exit` is called with `BUILD_FAILED`.
 """
 
 from __future__ import annotations
@@ -42,10 +48,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ._config import EndpointConfig
+from ._environments import EnvironmentBuildError, WorkerEnvironments
 from ._records import WorkerRecord
 from ._state import WorkerStartError
 
-__all__ = ["WorkerSupervisor"]
+__all__ = ["BUILD_FAILED", "WorkerSupervisor"]
+
+#: The exit code `on_exit` gets for a worker whose environment could not be built (no process ran).
+BUILD_FAILED = -1000
 
 log = logging.getLogger("rp_notebook.local")
 
@@ -91,13 +101,16 @@ class WorkerSupervisor:
         logs_dir: Path,
         ping_interval_ms: int = 10_000,
         term_grace_s: float = 2.0,
+        environments: WorkerEnvironments | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.logs_dir = logs_dir
         self.ping_interval_ms = ping_interval_ms
         self.term_grace_s = term_grace_s
+        self.environments = environments or WorkerEnvironments()
         self._token = worker_token
         self._procs: dict[str, _Proc] = {}
+        self._pending: dict[str, asyncio.Task[None]] = {}  # workers waiting for their environment
 
     # ------------------------------------------------------------------ environment
     def worker_env(self, config: EndpointConfig, worker_id: str) -> dict[str, str]:
@@ -133,11 +146,52 @@ class WorkerSupervisor:
         self, config: EndpointConfig, worker: WorkerRecord, on_exit: Callable[[str, int], None]
     ) -> None:
         """Start one worker process. Call on the event-loop thread (see PR_SET_PDEATHSIG above)."""
-        loop = asyncio.get_running_loop()
         try:
             config.check()
         except FileNotFoundError as exc:
             raise WorkerStartError(str(exc)) from exc
+        python = config.interpreter
+        if config.packages is not None:
+            ready = self.environments.ready(config.packages)
+            if ready is None:
+                task = asyncio.ensure_future(self._spawn_when_built(config, worker, on_exit))
+                self._pending[worker.id] = task
+                return
+            python = ready
+        self._start_process(config, worker, python, on_exit)
+
+    async def _spawn_when_built(
+        self, config: EndpointConfig, worker: WorkerRecord, on_exit: Callable[[str, int], None]
+    ) -> None:
+        assert config.packages is not None
+        log.info(
+            "endpoint %s: worker %s waits for its environment (%s)",
+            config.id,
+            worker.id,
+            config.packages.origin,
+        )
+        try:
+            python = await self.environments.ensure(config.packages)
+        except asyncio.CancelledError:
+            self._pending.pop(worker.id, None)
+            on_exit(worker.id, -signal.SIGTERM)  # stopped before it started
+            raise
+        except (EnvironmentBuildError, OSError) as exc:
+            self._pending.pop(worker.id, None)
+            worker.start_error = str(exc)
+            on_exit(worker.id, BUILD_FAILED)
+            return
+        self._pending.pop(worker.id, None)
+        try:
+            self._start_process(config, worker, python, on_exit)
+        except WorkerStartError as exc:
+            worker.start_error = str(exc)
+            on_exit(worker.id, BUILD_FAILED)
+
+    def _start_process(
+        self, config: EndpointConfig, worker: WorkerRecord, python: str, on_exit: Callable[[str, int], None]
+    ) -> None:
+        loop = asyncio.get_running_loop()
         log_dir = self.logs_dir / config.id
         log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         log_path = log_dir / f"{worker.id}.log"
@@ -147,8 +201,8 @@ class WorkerSupervisor:
                 log_file.write(f"# rp_notebook local worker {worker.id} of {config.id}, {stamp}\n".encode())
                 log_file.flush()
                 popen = subprocess.Popen(
-                    [config.interpreter, "-u", config.handler],
-                    cwd=config.worker_dir,
+                    config.argv(python),
+                    cwd=config.cwd,
                     env=self.worker_env(config, worker.id),
                     stdin=subprocess.DEVNULL,
                     stdout=log_file,
@@ -158,8 +212,7 @@ class WorkerSupervisor:
                     close_fds=True,
                 )
         except OSError as exc:
-            command = f"{config.interpreter} {config.handler_path}"
-            raise WorkerStartError(f"could not run {command}: {exc}") from exc
+            raise WorkerStartError(f"could not run {' '.join(config.argv(python))}: {exc}") from exc
         worker.pid = popen.pid
         worker.log_path = log_path
         proc = _Proc(popen)
@@ -198,6 +251,10 @@ class WorkerSupervisor:
     # ------------------------------------------------------------------ stop
     def terminate(self, worker: WorkerRecord) -> None:
         """SIGTERM the worker's group now, SIGKILL it if it is still there after the grace period."""
+        pending = self._pending.get(worker.id)
+        if pending is not None:  # still waiting for its environment: it just never starts
+            pending.cancel()
+            return
         proc = self._procs.get(worker.id)
         if proc is None:
             return
@@ -214,6 +271,9 @@ class WorkerSupervisor:
 
     async def stop_all(self) -> None:
         """Stop every worker: SIGTERM all groups, wait the grace period, SIGKILL the rest."""
+        for pending in list(self._pending.values()):
+            pending.cancel()
+        self.environments.stop_builds()
         procs = list(self._procs.values())
         for proc in procs:
             _killpg(proc.popen.pid, signal.SIGTERM)
@@ -237,6 +297,7 @@ class WorkerSupervisor:
 
     def kill_all_now(self) -> None:
         """Last resort from any thread (e.g. the event loop died): SIGKILL every group and reap."""
+        self.environments.stop_builds()
         for proc in list(self._procs.values()):
             _killpg(proc.popen.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):

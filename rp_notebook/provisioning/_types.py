@@ -153,14 +153,22 @@ class EndpointHealth:
     jobs_in_progress: int = 0
     jobs_completed: int = 0
     jobs_failed: int = 0
+    workers_initializing: int = 0
+    workers_unhealthy: int = 0
+    #: Why workers cannot start (the local endpoint says so; Runpod shows it in its console).
+    error: str | None = None
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> EndpointHealth:
         workers = body.get("workers") or {}
         jobs = body.get("jobs") or {}
+        error = body.get("error")
         return cls(
             workers_idle=int(workers.get("idle", 0)),
             workers_running=int(workers.get("running", 0)),
+            workers_initializing=int(workers.get("initializing", 0)),
+            workers_unhealthy=int(workers.get("unhealthy", 0)),
+            error=error if isinstance(error, str) else None,
             jobs_in_queue=int(jobs.get("inQueue", 0)),
             jobs_in_progress=int(jobs.get("inProgress", 0)),
             jobs_completed=int(jobs.get("completed", 0)),

@@ -254,7 +254,7 @@ def test_images_resolve_to_bundled_workers_on_their_cpu_engines_or_to_folders(
         )
     assert resolve_image("my_worker", {}, cwd=tmp_path).worker_dir == own  # relative to the server's cwd
 
-    with pytest.raises(ManagementError, match=r"local:/nowhere\": /nowhere is not a worker folder"):
+    with pytest.raises(ManagementError, match=r"local:/nowhere\": /nowhere is not a folder"):
         resolve_image("local:/nowhere", {})
     with pytest.raises(ManagementError, match="names no worker folder on the local endpoint"):
         resolve_image("runpod/worker-comfyui:5.0.0", {}, cwd=tmp_path)

@@ -69,7 +69,8 @@ def test_worker_that_cannot_start_fails_queued_jobs_with_its_log(api: Api) -> No
     assert "failed to start 3 times" in body["error"]
     assert "fails at import on purpose" in body["error"]  # the tail of the worker log
     health = api.get("broken/health").json()
-    assert health["workers"] == {"idle": 0, "running": 0, "initializing": 0}
+    assert health["workers"] == {"idle": 0, "running": 0, "initializing": 0, "unhealthy": 1}
+    assert "failed to start 3 times" in health["error"]  # until a worker starts again
 
 
 def test_idle_worker_is_stopped_after_the_idle_timeout(api: Api, server: LocalEndpoint) -> None:

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.timeout(120)
 
 ECHO = WORKERS / "echo"
 IDLE_S = 0.5
-NO_WORKERS = {"idle": 0, "running": 0, "initializing": 0}
+NO_WORKERS = {"idle": 0, "running": 0, "initializing": 0, "unhealthy": 0}
 
 
 @pytest.fixture(scope="module")
