@@ -14,6 +14,8 @@ preset image mapped to the bundled worker).
 
 Modules: `_config` (EndpointConfig, workers folder), `_records` (job/worker records), `_state`
 (the state machine, no HTTP), `_jobs_api` / `_worker_api` (routes), `_workers` (processes),
+`_worker_folder` + `_dockerfile` (a folder read as its image: entry point, packages, env),
+`_environments` (the workers' own virtual environments, built by pip and cached),
 `_limits` (payload and rate limits), `_faults` (injected faults for tests), `_webhook`, `_management` (templates and endpoints, shared by
 `_graphql_api` and `_rest_api`), `_server` (LocalEndpoint, serve), `__main__`
 (`python -m rp_notebook.local up`).
