@@ -103,8 +103,10 @@ class RateLimits:
 
 _STATUS_LIMIT = RateLimit(2000, concurrent=400)
 
-#: Runpod's documented per-endpoint limits (runpod-platform.md §1.5). `health` and `retry` are not in
-#: Runpod's table: they take the numbers of `status` and `run` (see the module docstring).
+#: Runpod's documented per-endpoint limits (runpod-platform.md §1.5; the table "Rate limits and
+#: quotas" of runpod/docs serverless/endpoints/send-requests.mdx and operations.mdx, which also puts
+#: /status-sync with /status and /stream). `health` and `retry` are not in Runpod's table: they take
+#: the numbers of `status` and `run` (see the module docstring).
 RUNPOD_RATE_LIMITS = RateLimits(
     groups={
         "runsync": RateLimit(2000, concurrent=400),
@@ -112,6 +114,7 @@ RUNPOD_RATE_LIMITS = RateLimits(
         "status": _STATUS_LIMIT,
         "cancel": RateLimit(100, concurrent=20),
         "purge-queue": RateLimit(2),
+        "requests": RateLimit(10, concurrent=2),  # GET /requests: "10 requests per 10 seconds, 2 concurrent"
         "health": _STATUS_LIMIT,
         "retry": RateLimit(1000, concurrent=200),
     },
@@ -123,6 +126,7 @@ RUNPOD_RATE_LIMITS = RateLimits(
         "stream": "status",
         "cancel": "cancel",
         "purge-queue": "purge-queue",
+        "requests": "requests",
         "health": "health",
         "retry": "retry",
     },

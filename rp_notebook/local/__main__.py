@@ -1,4 +1,4 @@
-"""`python -m rp_notebook.local up [--port N] [--api-key K | --api-key-file F] [--state-dir D]`.
+"""`python -m rp_notebook.local up [--port N] [--api-key K | --api-key-file F] [--state-dir D] [--lenient]`.
 
 Runs the local endpoint in the foreground until Ctrl+C / SIGTERM. The API key is never printed:
 a generated key is written to `<state dir>/api_key` (mode 0600) and the path is printed instead.
@@ -41,6 +41,13 @@ def build_up_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
         metavar="SECONDS",
         help="how long a finished /run job's result stays readable (default 1800, Runpod's 30 min)",
     )
+    parser.add_argument(
+        "--lenient",
+        action="store_true",
+        help="accept what Runpod refuses: policy.executionTimeout under 5 s and policy.ttl under 10 s, "
+        "and jobs past Runpod's queue cap (max(50, workersMax x 500)); for tests and demos that need short "
+        "timings. Off by default, so that what works here also works on Runpod",
+    )
     return parser
 
 
@@ -75,6 +82,11 @@ def _print_banner(server: LocalEndpoint) -> None:
     retention = server.result_retention_s
     kept = "until the server stops" if retention is None else f"{retention:g} s after a job ends"
     lines.append(f"  /run results kept {kept}")
+    if server.lenient_limits:
+        lines.append(
+            "  --lenient: accepting policies under Runpod's minimums and queues past its cap "
+            "(Runpod refuses those)"
+        )
     lines.append("Press Ctrl+C to stop.")
     print("\n".join(lines), flush=True)
 
@@ -100,6 +112,7 @@ def main_local_up(argv: Sequence[str] | None = None) -> int:
             state_dir=args.state_dir,
             on_ready=_print_banner,
             result_retention_s=args.result_retention,
+            lenient_limits=args.lenient,
         )
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)

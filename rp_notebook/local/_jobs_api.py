@@ -9,15 +9,31 @@
     POST /v2/{ep}/retry/{id}               FAILED / TIMED_OUT only, else 400
     POST /v2/{ep}/purge-queue              {"removed": n, "status": "completed"}
     GET  /v2/{ep}/health                   {"jobs": {...}, "workers": {"idle", "running", "initializing"}}
+    GET  /v2/{ep}/requests                 {"requests": [{"id", "status", "delayTime"?, ...}, ...]}
 
 status, status-sync and stream also answer POST (the SDK's local dev server only takes POST there).
 
 Auth is `Authorization: Bearer <key>` or the bare key (Runpod's docs show both): 401 otherwise,
 checked before anything else. Then 404 for an unknown endpoint, then Runpod's per-endpoint rate
 limits (429 with Retry-After, see `_limits.py`), then 404 for an unknown job. Bodies over 10 MB (run)
-or 20 MB (runsync) get 413; malformed JSON or a missing `input` gets 400, and so does a `policy`
-whose `executionTimeout` or `ttl` is not a positive integer of ms (ttl: at most 7 days). Runpod's
-minimums (5 s, 10 s) are not enforced here, so tests can use short ones.
+or 20 MB (runsync) get 413; malformed JSON or a missing `input` gets 400.
+
+Production's other refusals, so that what works here also works on Runpod:
+
+- `policy.executionTimeout` outside 5 s..7 days and `policy.ttl` outside 10 s..7 days: 400 naming
+  the field and the range. `/status?ttl=` has no documented minimum (Runpod's own example sets
+  6000 ms), so it only has to be a positive integer of at most 7 days.
+- A job that would grow the queue (run, runsync, retry) while it holds max(50, workersMax x 500)
+  jobs: 429 naming the cap. Everything else keeps being served.
+
+`lenient_limits` (`LocalEndpoint(lenient_limits=True)`, `rp-notebook local up --lenient`) drops
+both: policies then only need positive integers (tests that watch a TTL expire in half a second),
+and the queue has no cap. The maximums and everything else stay.
+
+`/requests` is in Runpod's rate-limit table (10 per 10 s, 2 at once) but its answer is not
+documented anywhere we found; here it lists every job the endpoint still knows (queued, running,
+and finished ones until they expire), oldest first, each as `/status` shows it minus `output` and
+`error`, under a `requests` key. Read it leniently.
 
 A job is 404 once it expired: its TTL passed (whatever its state) or its result's retention ended
 (see `_state.py`). A status-sync or runsync that was waiting for it answers 404 too.
@@ -43,14 +59,55 @@ from aiohttp import web
 from ._config import MAX_JOB_TTL_MS
 from ._faults import after_route, before_route
 from ._http import CONTEXT, json_error, query_ms
-from ._records import Job
+from ._records import Job, JobStatus
 from ._state import EndpointState, StateError
 
-__all__ = ["RUNSYNC_MAX_BYTES", "RUN_MAX_BYTES", "add_job_routes"]
+__all__ = [
+    "LENIENT_LIMITS",
+    "MAX_EXECUTION_TIMEOUT_MS",
+    "MIN_EXECUTION_TIMEOUT_MS",
+    "MIN_JOB_TTL_MS",
+    "QUEUE_CAP_JOBS_PER_MAX_WORKER",
+    "QUEUE_CAP_MIN_JOBS",
+    "RUNSYNC_MAX_BYTES",
+    "RUN_MAX_BYTES",
+    "add_job_routes",
+    "queue_cap",
+]
 
 RUN_MAX_BYTES = 10 * 1024 * 1024
 RUNSYNC_MAX_BYTES = 20 * 1024 * 1024
 _MB = 1024 * 1024
+
+# Job policy bounds in ms. runpod/docs serverless/endpoints/send-requests.mdx, "Execution policies":
+# executionTimeout "Must be > 5000 ms", ttl "Must be >= 10000 ms, max 1 week";
+# serverless/endpoints/endpoint-configurations.mdx: Job TTL "Minimum: 10,000 milliseconds". runpod/docs
+# PR #525 rewrites endpoint-configurations.mdx as "The minimum is 5 seconds and maximum is 7 days"
+# (execution timeout) and "The minimum is 10 seconds and maximum is 7 days" (TTL), citing the API's
+# validation (pkg/job/job.go); shared/docs/runpod-platform.md §1.2 says the same. 5000 ms itself is
+# accepted ("minimum"), the one point where the wordings differ.
+MIN_EXECUTION_TIMEOUT_MS = 5_000
+MAX_EXECUTION_TIMEOUT_MS = 7 * 24 * 3600 * 1000
+MIN_JOB_TTL_MS = 10_000  # the maximum is _config.MAX_JOB_TTL_MS (7 days), shared with job_ttl_ms
+
+# runpod/docs serverless/endpoints/send-requests.mdx ("Rate limits and quotas") and
+# serverless/endpoints/operations.mdx ("Queue limits"): "429 (Too Many Requests) if queue size
+# exceeds 50 jobs AND queue size exceeds endpoint.WorkersMax * 500".
+QUEUE_CAP_MIN_JOBS = 50
+QUEUE_CAP_JOBS_PER_MAX_WORKER = 500
+
+#: True on a server started with `lenient_limits`: no policy minimums, no queue cap.
+LENIENT_LIMITS = web.AppKey("rp_local_lenient_limits", bool)
+
+
+def queue_cap(workers_max: int) -> int:
+    """How many jobs an endpoint's queue may hold before Runpod refuses new ones with 429.
+
+    Runpod refuses once the queue *exceeds* the cap, which would let one more job in; here the
+    queue never holds more than the cap, so a client that fits here also fits there whichever
+    way Runpod counts."""
+    return max(QUEUE_CAP_MIN_JOBS, workers_max * QUEUE_CAP_JOBS_PER_MAX_WORKER)
+
 
 Handler = Callable[[web.Request, EndpointState], Awaitable[web.StreamResponse]]
 
@@ -133,15 +190,53 @@ def _still_there(endpoint: EndpointState, job: Job) -> Job:
     return job
 
 
-def _positive_ms(value: Any, field: str, maximum: int | None = None) -> int | None:
-    """A policy field in ms: None when absent, else a positive integer (400 naming the field)."""
+def _policy_ms(value: Any, field: str, low: int, high: int) -> int | None:
+    """A policy field in ms: None when absent, else an integer in [low, high] (400 naming the field
+    and the range otherwise)."""
     if value is None:
         return None
-    valid = isinstance(value, int) and not isinstance(value, bool) and value > 0
-    if not valid or (maximum is not None and value > maximum):
-        bound = f" of at most {maximum} (7 days)" if maximum is not None else ""
-        raise _ApiError(400, f"'{field}' must be a positive integer (ms){bound}, got {json.dumps(value)}")
-    return value
+    if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
+        return value
+    raise _ApiError(
+        400,
+        f"'{field}' must be an integer number of ms from {_ms_words(low)} to {_ms_words(high)}, "
+        f"got {json.dumps(value)}",
+    )
+
+
+def _ms_words(ms: int) -> str:
+    """5000 -> '5000 (5 s)', 604800000 -> '604800000 (7 days)'; the number first, as sent."""
+    if ms % 86_400_000 == 0:
+        return f"{ms} ({ms // 86_400_000} days)"
+    if ms % 1000 == 0:
+        return f"{ms} ({ms // 1000} s)"
+    return str(ms)
+
+
+def _check_policy(policy: dict[str, Any], lenient: bool) -> None:
+    _policy_ms(
+        policy.get("executionTimeout"),
+        "policy.executionTimeout",
+        1 if lenient else MIN_EXECUTION_TIMEOUT_MS,
+        MAX_EXECUTION_TIMEOUT_MS,
+    )
+    _policy_ms(policy.get("ttl"), "policy.ttl", 1 if lenient else MIN_JOB_TTL_MS, MAX_JOB_TTL_MS)
+
+
+def _check_queue_room(request: web.Request, endpoint: EndpointState) -> None:
+    """429 when one more queued job would take the queue past Runpod's cap (not on lenient servers)."""
+    if request.app[LENIENT_LIMITS]:
+        return
+    workers_max = endpoint.config.workers_max
+    cap = queue_cap(workers_max)
+    if len(endpoint.queue) >= cap:
+        raise _ApiError(
+            429,
+            f"Too many requests in queue: endpoint {endpoint.id!r} already has {len(endpoint.queue)} jobs "
+            f"in queue; Runpod queues at most max({QUEUE_CAP_MIN_JOBS}, workersMax x "
+            f"{QUEUE_CAP_JOBS_PER_MAX_WORKER}) = {cap} jobs (workersMax {workers_max}). Submit again "
+            "once the queue drains, or raise workersMax",
+        )
 
 
 async def _read_job_request(request: web.Request, limit: int) -> dict[str, Any]:
@@ -175,8 +270,7 @@ async def _read_job_request(request: web.Request, limit: int) -> dict[str, Any]:
     if policy is not None:
         if not isinstance(policy, dict):
             raise _ApiError(400, "'policy' must be an object")
-        _positive_ms(policy.get("executionTimeout"), "policy.executionTimeout")
-        _positive_ms(policy.get("ttl"), "policy.ttl", MAX_JOB_TTL_MS)
+        _check_policy(policy, request.app[LENIENT_LIMITS])
         job_request["policy"] = policy
     s3_config = body.get("s3Config")
     if s3_config is not None:
@@ -187,13 +281,17 @@ async def _read_job_request(request: web.Request, limit: int) -> dict[str, Any]:
 
 
 async def run(request: web.Request, endpoint: EndpointState) -> web.StreamResponse:
-    job = endpoint.submit(await _read_job_request(request, RUN_MAX_BYTES))
+    job_request = await _read_job_request(request, RUN_MAX_BYTES)
+    _check_queue_room(request, endpoint)  # after the body: a malformed request is a 400 whatever the queue
+    job = endpoint.submit(job_request)
     return web.json_response({"id": job.id, "status": job.status.value})
 
 
 async def runsync(request: web.Request, endpoint: EndpointState) -> web.StreamResponse:
     wait_ms = query_ms(request, "wait", 90_000, 1_000, 300_000)
-    job = endpoint.submit(await _read_job_request(request, RUNSYNC_MAX_BYTES), sync=True)
+    job_request = await _read_job_request(request, RUNSYNC_MAX_BYTES)
+    _check_queue_room(request, endpoint)
+    job = endpoint.submit(job_request, sync=True)
     await endpoint.wait_terminal(job, wait_ms / 1000)
     return web.json_response(_still_there(endpoint, job).body())
 
@@ -206,8 +304,14 @@ async def status(request: web.Request, endpoint: EndpointState) -> web.StreamRes
             ttl = int(raw_ttl)
         except ValueError:
             ttl = 0
+        # No minimum here: Runpod documents none, and its own example (`?ttl=6000`) is under the
+        # 10 s that `policy.ttl` needs (serverless/endpoints/operation-reference.mdx, /status).
         if not 0 < ttl <= MAX_JOB_TTL_MS:
-            raise _ApiError(400, f"query parameter 'ttl' must be a positive integer (ms), got {raw_ttl!r}")
+            raise _ApiError(
+                400,
+                f"query parameter 'ttl' must be an integer number of ms from 1 to {_ms_words(MAX_JOB_TTL_MS)}, "
+                f"got {raw_ttl!r}",
+            )
         endpoint.set_ttl(job, ttl)
     return web.json_response(job.body())
 
@@ -233,6 +337,8 @@ async def cancel(request: web.Request, endpoint: EndpointState) -> web.StreamRes
 
 async def retry(request: web.Request, endpoint: EndpointState) -> web.StreamResponse:
     job = _job(endpoint, request)
+    if job.status in (JobStatus.FAILED, JobStatus.TIMED_OUT):  # others get retry's own 400
+        _check_queue_room(request, endpoint)  # a retried job goes back into the queue like a new one
     endpoint.retry(job)
     return web.json_response({"id": job.id, "status": job.status.value})
 
@@ -243,6 +349,18 @@ async def purge_queue(request: web.Request, endpoint: EndpointState) -> web.Stre
 
 async def health(request: web.Request, endpoint: EndpointState) -> web.StreamResponse:
     return web.json_response(endpoint.health())
+
+
+async def list_requests(request: web.Request, endpoint: EndpointState) -> web.StreamResponse:
+    """Every job the endpoint still knows, oldest first. Without `output` and `error`: a listing
+    polled by dashboards stays small however large the results are (`/status` has them)."""
+    listed = []
+    for job in endpoint.jobs.values():
+        body = job.body()
+        body.pop("output", None)
+        body.pop("error", None)
+        listed.append(body)
+    return web.json_response({"requests": listed})
 
 
 async def rate_limit_stats(request: web.Request) -> web.StreamResponse:
@@ -256,8 +374,10 @@ async def rate_limit_stats(request: web.Request) -> web.StreamResponse:
     return web.json_response(context.limiter.stats(endpoint_id).to_json())
 
 
-def add_job_routes(app: web.Application, *, status_sync: bool = True) -> None:
-    """Register the job API. status_sync=False mimics a server without that (undocumented) route."""
+def add_job_routes(app: web.Application, *, status_sync: bool = True, lenient_limits: bool = False) -> None:
+    """Register the job API. status_sync=False mimics a server without that (undocumented) route;
+    lenient_limits=True accepts policies under Runpod's minimums and queues past its cap."""
+    app[LENIENT_LIMITS] = lenient_limits
     prefix = "/v2/{endpoint_id}"
     # The first argument of _endpoint_route names the operation as Runpod's rate-limit table does.
     app.router.add_post(f"{prefix}/run", _endpoint_route("run", run))
@@ -273,4 +393,5 @@ def add_job_routes(app: web.Application, *, status_sync: bool = True) -> None:
     app.router.add_post(f"{prefix}/retry/{{job_id}}", _endpoint_route("retry", retry))
     app.router.add_post(f"{prefix}/purge-queue", _endpoint_route("purge-queue", purge_queue))
     app.router.add_get(f"{prefix}/health", _endpoint_route("health", health))
+    app.router.add_get(f"{prefix}/requests", _endpoint_route("requests", list_requests))
     app.router.add_get("/_local/{endpoint_id}/rate-limits", rate_limit_stats)

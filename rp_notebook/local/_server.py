@@ -28,6 +28,10 @@ Rate limits: Runpod's per-endpoint table by default (`rate_limits=`, None for no
 job API answers 429 with Retry-After. `rate_limit_stats(endpoint_id)` counts every job-API request,
 let through or refused, per operation (see `_limits.py`).
 
+Production's validation: policies under Runpod's minimums (executionTimeout 5 s, ttl 10 s) get 400
+and a queue past Runpod's cap gets 429, as on Runpod (see `_jobs_api.py`). `lenient_limits=True`
+accepts both, for tests that need sub-second TTLs; it is off unless asked for.
+
 State dir (a fresh temp dir unless given; a temp dir is removed by `stop()`):
     api_key       the client API key, mode 0600 (the key is never printed or logged)
     server.json   url, job API url, pid, endpoints and the local-only rate-limit stats URL, for
@@ -97,6 +101,9 @@ class LocalEndpoint:
         on those the management API deploys (None: until the server stops); an EndpointConfig
         passed in `endpoints` or to `add_endpoint` keeps its own `result_retention_s`.
     faults: injected job-API faults (tests); `server.faults` can also be set while it runs.
+    lenient_limits: accept what Runpod refuses: `policy.executionTimeout` / `policy.ttl` under
+        its minimums (5 s / 10 s) and jobs past its queue cap. Off by default, so that what works
+        here works on Runpod; for tests that watch a short TTL or timeout expire.
     """
 
     def __init__(
@@ -117,12 +124,14 @@ class LocalEndpoint:
         gpu_prices: Mapping[str, float] | None = None,
         result_retention_s: float | None = RUN_RESULT_RETENTION_S,
         faults: Faults | None = None,
+        lenient_limits: bool = False,
     ) -> None:
         if result_retention_s is not None and result_retention_s <= 0:
             raise ValueError("result_retention_s must be > 0 or None")
         self.host = host
         self._result_retention_s = result_retention_s
         self._status_sync = status_sync
+        self._lenient_limits = lenient_limits
         self._port = port
         self._api_key = api_key or secrets.token_urlsafe(24)
         self._api_key_generated = api_key is None
@@ -189,6 +198,11 @@ class LocalEndpoint:
     def result_retention_s(self) -> float | None:
         """How long finished /run jobs stay readable on the default and deployed endpoints."""
         return self._result_retention_s
+
+    @property
+    def lenient_limits(self) -> bool:
+        """True when the server accepts what Runpod refuses (policy minimums, queue cap)."""
+        return self._lenient_limits
 
     @property
     def faults(self) -> Faults:
@@ -428,7 +442,7 @@ class LocalEndpoint:
         app[MANAGEMENT] = self._management
         add_graphql_routes(app)
         add_rest_routes(app)  # before the job routes: both live under /v2/
-        add_job_routes(app, status_sync=self._status_sync)
+        add_job_routes(app, status_sync=self._status_sync, lenient_limits=self._lenient_limits)
         add_worker_routes(app)
         runner = web.AppRunner(
             app, handle_signals=False, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
@@ -495,6 +509,7 @@ def serve(
     default_endpoints: bool = True,
     on_ready: Callable[[LocalEndpoint], None] | None = None,
     result_retention_s: float | None = RUN_RESULT_RETENTION_S,
+    lenient_limits: bool = False,
 ) -> None:
     """Run a LocalEndpoint until SIGINT/SIGTERM (for `rp-notebook local up`). Call from the main thread."""
     stop_requested = threading.Event()
@@ -510,6 +525,7 @@ def serve(
         endpoints=endpoints,
         default_endpoints=default_endpoints,
         result_retention_s=result_retention_s,
+        lenient_limits=lenient_limits,
     )
     try:
         server.start()

@@ -235,11 +235,11 @@ def test_execution_timeout_times_out_and_stops_the_handler(api: Api) -> None:
     job_id = api.run(
         "echo",
         {"marker": str(marker), "wait_for_file": str(api.gate())},
-        policy={"executionTimeout": 1000},
+        policy={"executionTimeout": 5000},  # Runpod's minimum
     )
     body = api.wait_final("echo", job_id)
     assert body["status"] == "TIMED_OUT"
-    assert "1000 ms" in body["error"]
+    assert "5000 ms" in body["error"]
     wait_until(lambda: "cancelled" in marker.read_text())
 
 

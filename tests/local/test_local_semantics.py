@@ -2,7 +2,8 @@
 
 Everything runs for real: the endpoint over HTTP, unmodified runpod SDK workers (the echo fixture).
 Tests that need their own settings (short retention, a gated cold start, faults) use servers of
-their own, so the session server of the other local tests never sees them.
+their own, so the session server of the other local tests never sees them. The TTL tests watch
+TTLs under Runpod's 10 s minimum expire, so they run on a server started with `lenient_limits`.
 """
 
 from __future__ import annotations
@@ -47,6 +48,27 @@ def own_api(own: LocalEndpoint, tmp_path: Path) -> Iterator[Api]:
     client.cleanup()
 
 
+@pytest.fixture(scope="module")
+def lenient() -> Iterator[LocalEndpoint]:
+    """A server that accepts TTLs under Runpod's 10 s minimum, so a TTL can expire within a test."""
+    srv = LocalEndpoint(
+        port=0,
+        default_endpoints=False,
+        endpoints=[EndpointConfig(id="echo", worker_dir=ECHO)],
+        lenient_limits=True,
+    )
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def lenient_api(lenient: LocalEndpoint, tmp_path: Path) -> Iterator[Api]:
+    client = Api(lenient, tmp_path)
+    yield client
+    client.cleanup()
+
+
 @pytest.fixture
 def faulty(tmp_path: Path) -> Iterator[LocalEndpoint]:
     """A server whose faults a test may set freely (no workers are needed for most of them)."""
@@ -66,7 +88,8 @@ def _gone(api: Api, endpoint: str, job_id: str) -> bool:
 # ---------------------------------------------------------------------- policy.ttl
 
 
-def test_ttl_deletes_a_queued_job_which_then_never_runs(api: Api) -> None:
+def test_ttl_deletes_a_queued_job_which_then_never_runs(lenient_api: Api) -> None:
+    api = lenient_api
     gate = api.gate()
     blocker = api.run("echo", {"wait_for_file": str(gate)})
     api.wait_status("echo", blocker, "IN_PROGRESS")
@@ -83,8 +106,9 @@ def test_ttl_deletes_a_queued_job_which_then_never_runs(api: Api) -> None:
 
 
 def test_ttl_deletes_a_running_job_stops_its_handler_and_frees_the_worker(
-    api: Api, server: LocalEndpoint
+    lenient_api: Api, lenient: LocalEndpoint
 ) -> None:
+    api, server = lenient_api, lenient
     marker = api.tmp_path / "marker"
     job_id = api.run("echo", {"marker": str(marker), "wait_for_file": str(api.gate())}, policy={"ttl": 1500})
     wait_until(lambda: marker.exists() and "started" in marker.read_text())
@@ -105,19 +129,23 @@ def test_ttl_deletes_a_running_job_stops_its_handler_and_frees_the_worker(
     assert follow_up["workerId"] == running["workerId"]  # the single worker is free again
 
 
-def test_a_completed_job_is_deleted_when_its_ttl_passes_before_its_retention(api: Api) -> None:
+def test_a_completed_job_is_deleted_when_its_ttl_passes_before_its_retention(lenient_api: Api) -> None:
+    api = lenient_api
     job_id = api.run("echo", {"short": "lived"}, policy={"ttl": 4000})
     assert api.wait_final("echo", job_id)["status"] == "COMPLETED"
     wait_until(lambda: _gone(api, "echo", job_id))  # retention is 30 min; the TTL is the hard limit
 
 
 @pytest.mark.parametrize("ttl", [0, -5, 1.5, "10000", True, 7 * 24 * 3600 * 1000 + 1])
-def test_ttl_must_be_a_positive_integer_of_ms(api: Api, ttl: object) -> None:
+def test_ttl_must_be_an_integer_of_ms_in_runpods_range(api: Api, ttl: object) -> None:
     before = api.get("echo/health").json()["jobs"]
     for op in ("run", "runsync"):
         response = api.post(f"echo/{op}", json={"input": {}, "policy": {"ttl": ttl}})
         assert response.status_code == 400
-        assert "'policy.ttl' must be a positive integer (ms)" in response.json()["error"]
+        message = response.json()["error"]
+        assert (
+            "'policy.ttl' must be an integer number of ms from 10000 (10 s) to 604800000 (7 days)" in message
+        )
     after = api.get("echo/health").json()["jobs"]
     assert after["inQueue"] == before["inQueue"] and after["completed"] == before["completed"]
 
