@@ -317,7 +317,7 @@ def test_health_counts(api: Api) -> None:
     before = api.get("echo/health").json()
     assert set(before) == {"jobs", "workers"}
     assert set(before["jobs"]) == {"completed", "failed", "inProgress", "inQueue", "retried"}
-    assert set(before["workers"]) == {"idle", "running", "initializing"}
+    assert set(before["workers"]) == {"idle", "running", "initializing", "unhealthy"}
     api.wait_final("echo", api.run("echo", {"ok": 1}))
     api.wait_final("echo", api.run("echo", {"raise": "x"}))
     gate = api.gate()
@@ -329,7 +329,7 @@ def test_health_counts(api: Api) -> None:
     assert during["jobs"]["failed"] == before["jobs"]["failed"] + 1
     assert during["jobs"]["inProgress"] == 1
     assert during["jobs"]["inQueue"] == 1
-    assert during["workers"] == {"idle": 0, "running": 1, "initializing": 0}
+    assert during["workers"] == {"idle": 0, "running": 1, "initializing": 0, "unhealthy": 0}
     api.release(gate)
     api.wait_final("echo", queued)
     after = wait_until(lambda: (h := api.get("echo/health").json())["workers"]["idle"] == 1 and h)

@@ -237,10 +237,10 @@ def test_cold_start_shows_initializing_counts_in_delay_time_and_scales_to_zero(t
     with LocalEndpoint(port=0, default_endpoints=False, endpoints=[config]) as server:
         api = Api(server, tmp_path)
         idle = api.get("cold/health").json()
-        assert idle["workers"] == {"idle": 0, "running": 0, "initializing": 0}  # no job, no worker
+        assert idle["workers"] == {"idle": 0, "running": 0, "initializing": 0, "unhealthy": 0}  # no job, no worker
         job_id = api.run("cold", {"cold": "start"})
         booting = api.get("cold/health").json()
-        assert booting["workers"] == {"idle": 0, "running": 0, "initializing": 1}
+        assert booting["workers"] == {"idle": 0, "running": 0, "initializing": 1, "unhealthy": 0}
         assert booting["jobs"]["inQueue"] == 1
         assert api.status("cold", job_id)["status"] == "IN_QUEUE"
         boot_gate.touch()
@@ -249,7 +249,7 @@ def test_cold_start_shows_initializing_counts_in_delay_time_and_scales_to_zero(t
         worker = server.workers("cold")[0]
         assert worker.cold_start_s is not None
         assert body["delayTime"] >= round(worker.cold_start_s * 1000) - 1  # the boot is in the delay
-        no_workers = {"idle": 0, "running": 0, "initializing": 0}
+        no_workers = {"idle": 0, "running": 0, "initializing": 0, "unhealthy": 0}
         wait_until(lambda: api.get("cold/health").json()["workers"] == no_workers)  # idle timeout
         wait_until(lambda: not server.workers("cold"))  # and the process is gone, not only stopping
         exited = server.workers("cold", include_exited=True)
