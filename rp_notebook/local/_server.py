@@ -375,9 +375,10 @@ class LocalEndpoint:
         self._write_state_files()
         atexit.register(self.stop)
         for endpoint_id in self.endpoint_ids:
-            config = self.endpoint_config(endpoint_id)
-            if not config.handler_path.is_file():
-                log.warning("endpoint %s: %s is missing; jobs will fail", endpoint_id, config.handler_path)
+            try:
+                self.endpoint_config(endpoint_id).check()
+            except FileNotFoundError as exc:
+                log.warning("%s; jobs will fail", exc)
         log.info("local endpoint listening on %s (endpoints: %s)", self.url, ", ".join(self.endpoint_ids))
         return self
 
