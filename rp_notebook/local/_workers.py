@@ -47,6 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..worker_runtime import LOCAL_ENDPOINT_ENV
 from ._config import EndpointConfig
 from ._environments import EnvironmentBuildError, WorkerEnvironments
 from ._records import WorkerRecord
@@ -136,6 +137,8 @@ class WorkerSupervisor:
                 "RUNPOD_SKIP_AUTO_SYSTEM_CHECKS": "true",
                 "RUNPOD_LOG_LEVEL": "INFO",  # DEBUG (the SDK default) logs every poll URL and output
                 "PYTHONUNBUFFERED": "1",
+                # RUNPOD_ENDPOINT_ID alone would say "on Runpod", where a GPU worker refuses the CPU.
+                LOCAL_ENDPOINT_ENV: "1",
             }
         )
         env.update(config.env)

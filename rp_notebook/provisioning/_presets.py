@@ -18,6 +18,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import InputError
+from ..worker_runtime import ALLOWED_CUDA_ENV
 from ._gpus import check_pools_fit, parse_gpu_ids
 from ._types import EndpointSpec, FlashBoot, TemplateSpec
 
@@ -83,11 +84,11 @@ class DeployPreset:
         return replace(self, **changes)
 
     def template_spec(self) -> TemplateSpec:
+        env = dict(self.env)
+        if self.allowed_cuda_versions:  # a worker cannot see its endpoint's settings; it names them
+            env.setdefault(ALLOWED_CUDA_ENV, ",".join(self.allowed_cuda_versions))
         return TemplateSpec(
-            name=self.template_name,
-            image=self.image,
-            container_disk_gb=self.container_disk_gb,
-            env=self.env,
+            name=self.template_name, image=self.image, container_disk_gb=self.container_disk_gb, env=env
         )
 
     def endpoint_spec(self, template_id: str) -> EndpointSpec:
@@ -119,12 +120,15 @@ def _presets() -> dict[str, DeployPreset]:
             # The weights (~3-4 GB) are baked into the image; the disk holds the image's layers too.
             container_disk_gb=20,
             env={"TTS_ENGINE": "chatterbox"},
-            # Chatterbox uses ~3.6 GB; any 16-24 GB pool fits, cheapest first.
+            # Chatterbox uses ~3.6 GB; any 16-24 GB pool fits, cheapest first. Not the Blackwell pools:
+            # torch 2.6.0 has no build for their sm_100/sm_120.
             gpu_pools=("AMPERE_16", "AMPERE_24", "ADA_24"),
             min_vram_gb=8,
             workers_max=2,
             idle_timeout_s=30,
             execution_timeout_s=600,
+            # The image's torch 2.6.0 is PyPI's CUDA 12.4 build: hosts whose driver runs CUDA 12.4+.
+            allowed_cuda_versions=("12.4", "12.5", "12.6", "12.7", "12.8", "12.9", "13.0"),
             notes=("Chatterbox TTS; any 16 GB GPU is enough.",),
         ),
         "layers": DeployPreset(
@@ -140,8 +144,9 @@ def _presets() -> dict[str, DeployPreset]:
             idle_timeout_s=60,
             # 1-2 min per job at 640 px and 50 steps, several times that at 1024.
             execution_timeout_s=1800,
-            # The image's torch 2.13 is a CUDA 13.0 build (RUNPOD_MIN_CUDA_VERSION in its Dockerfile).
-            allowed_cuda_versions=("13.0",),
+            # The image's torch is the CUDA 12.8 build (the PyTorch index's cu128 wheel; workers/
+            # qwen_image_layered/Dockerfile): Ampere, Hopper and Blackwell, on drivers of CUDA 12.8+.
+            allowed_cuda_versions=("12.8", "12.9", "13.0"),
             notes=(
                 "Qwen-Image-Layered (~58 GB in bf16): 80 GB pools or larger.",
                 "Set the endpoint's cached model to Qwen/Qwen-Image-Layered in the console, or attach "
