@@ -14,6 +14,12 @@ weights, so CI cannot build them. What it can check cheaply is what breaks a bui
   into a wheel first, and counts only if that wheel is pure Python (`py3-none-any`): the slim base
   image has no compiler. The packages the Dockerfile installs with `--no-deps` are resolved too,
   and their declared dependencies are returned so a test can check requirements.txt covers them.
+  Packages the Dockerfile installs from another index first (`pip install --index-url URL
+  torch==X ...`, the PyTorch index's CUDA builds) must be pinned at the same versions in
+  requirements.txt: the installed build then satisfies those pins, so the requirements' install
+  keeps it, and the rest is resolved against the same versions on the default index. That other
+  index is not asked (the machines here cannot reach download.pytorch.org); the CUDA runtime such
+  an image carries is read from the index URL (`.../whl/cu128` is CUDA 12.8).
   `--use-feature=fast-deps` makes pip read each wheel's metadata with HTTP range requests: the
   registry here serves no PEP 658 metadata files, so without it pip downloads every wheel (about
   0.9 GB for torch alone, several GB per image).
@@ -107,11 +113,26 @@ class ImageTarget:
 
 
 @dataclass(frozen=True)
+class IndexInstall:
+    """Pins a Dockerfile installs from an index of their own (`pip install --index-url URL a==1 ...`)."""
+
+    index_url: str
+    pins: tuple[str, ...]
+
+    def cuda(self) -> Version | None:
+        """The CUDA version of a PyTorch-index URL (`.../whl/cu128` -> 12.8); None for other indexes."""
+        match = re.search(r"/cu(\d+)(\d)/?$", self.index_url)
+        return Version(f"{match.group(1)}.{match.group(2)}") if match else None
+
+
+@dataclass(frozen=True)
 class ImageInstall:
-    """What a worker's Dockerfile installs with pip: a requirements file, and pins taken with --no-deps."""
+    """What a worker's Dockerfile installs with pip: a requirements file, pins taken with --no-deps,
+    and pins taken from another index before the requirements."""
 
     requirements: Path
     no_deps: tuple[str, ...] = ()
+    index_installs: tuple[IndexInstall, ...] = ()
 
 
 @dataclass
@@ -176,11 +197,16 @@ def _shell_commands(line: str) -> list[list[str]]:
     return [words for words in commands if words]
 
 
+_PIN = r"[A-Za-z0-9._-]+==[A-Za-z0-9.!+_-]+"
+
+
 def image_install(dockerfile: Path) -> ImageInstall:
-    """The requirements file the image's `pip install -r` reads (traced back through COPY) and its --no-deps pins."""
+    """The requirements file the image's `pip install -r` reads (traced back through COPY), its
+    --no-deps pins, and the pins it installs from another index (`--index-url`/`-i`)."""
     copies: dict[str, str] = {}
     requirements: Path | None = None
     no_deps: list[str] = []
+    index_installs: list[IndexInstall] = []
     for word, args in _instructions(dockerfile):
         if word == "COPY":
             parts = [p for p in shlex.split(args) if not p.startswith("--")]
@@ -198,11 +224,24 @@ def image_install(dockerfile: Path) -> ImageInstall:
                         f"{dockerfile}: `pip install -r {target}` reads a file no COPY puts there"
                     )
                 requirements = REPO / copies[target]
-            if "--no-deps" in tokens:
-                no_deps += [t for t in tokens if re.fullmatch(r"[A-Za-z0-9._-]+==[A-Za-z0-9.!+_-]+", t)]
+            pins = [t for t in tokens if re.fullmatch(_PIN, t)]
+            index_url = _option_value(tokens, "--index-url", "-i")
+            if index_url is not None:
+                index_installs.append(IndexInstall(index_url, tuple(pins)))
+            elif "--no-deps" in tokens:
+                no_deps += pins
     if requirements is None:
         raise CheckError(f"{dockerfile}: no `pip install -r <requirements>`")
-    return ImageInstall(requirements, tuple(no_deps))
+    return ImageInstall(requirements, tuple(no_deps), tuple(index_installs))
+
+
+def _option_value(tokens: list[str], *names: str) -> str | None:
+    """The value of the first of `names` in a command's words (`--opt value` or `--opt=value`)."""
+    for index, token in enumerate(tokens):
+        option, eq, value = token.partition("=")
+        if option in names:
+            return value if eq else (tokens[index + 1] if index + 1 < len(tokens) else "")
+    return None
 
 
 def pip_settings() -> dict[str, str]:
@@ -440,7 +479,12 @@ class ImagePins:
     unmet: list[tuple[str, str, str | None]]
 
     def cuda_runtime(self) -> Version | None:
-        """major.minor of the CUDA runtime wheel torch brings (nvidia-cuda-runtime[-cuNN]), if any."""
+        """major.minor of the CUDA runtime the image's torch brings: its index's CUDA when the
+        Dockerfile installs torch from another index (the default index's torch, resolved with the
+        requirements, is replaced there), else its nvidia-cuda-runtime[-cuNN] wheel's; None if none."""
+        for index_install in self.install.index_installs:
+            if any(canonicalize_name(Requirement(pin).name) == "torch" for pin in index_install.pins):
+                return index_install.cuda()
         for name, version in self.resolution.versions.items():
             if re.fullmatch(r"nvidia-cuda-runtime(-cu\d+)?", name):
                 release = Version(version).release
@@ -452,6 +496,7 @@ def check_image_pins(worker: Path, settings: dict[str, str] | None = None) -> Im
     """Resolve a worker image's requirements and its --no-deps pins for the image's platform."""
     target = image_target(worker / "Dockerfile")
     install = image_install(worker / "Dockerfile")
+    check_index_pins_match(install)
     settings = pip_settings() if settings is None else settings
     full = resolve(target, requirements=install.requirements, settings=settings)
     unmet: list[tuple[str, str, str | None]] = []
@@ -464,6 +509,23 @@ def check_image_pins(worker: Path, settings: dict[str, str] | None = None) -> Im
     return ImagePins(target, install, full, unmet)
 
 
+def check_index_pins_match(install: ImageInstall) -> None:
+    """Raise CheckError unless every pin installed from another index is in requirements.txt, same version.
+
+    A different or missing pin there would let the requirements' install replace (or the dry run
+    resolve against) the default index's build instead of the one the image installed first.
+    """
+    pinned = {canonicalize_name(Requirement(line).name): line for line in _pins(install.requirements)}
+    for index_install in install.index_installs:
+        for pin in index_install.pins:
+            name = canonicalize_name(Requirement(pin).name)
+            if Requirement(pinned.get(name, name)).specifier != Requirement(pin).specifier:
+                raise CheckError(
+                    f"{install.requirements.name} pins {pinned.get(name, 'no ' + name)}, but the Dockerfile "
+                    f"installs {pin} from {index_install.index_url} first: pin the same version in both"
+                )
+
+
 def _check_resolve(worker: Path) -> str:
     pins = check_image_pins(worker)
     lines = [
@@ -472,6 +534,8 @@ def _check_resolve(worker: Path) -> str:
     ]
     if pins.install.no_deps:
         lines.append(f"--no-deps: {', '.join(pins.install.no_deps)}")
+    for index_install in pins.install.index_installs:
+        lines.append(f"from {index_install.index_url} (not asked from here): {', '.join(index_install.pins)}")
     for package, requirement, have in pins.unmet:
         lines.append(f"  {package} declares {requirement}; the image has {have or 'none'}")
     if pins.resolution.built_from_sdist:

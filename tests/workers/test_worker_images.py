@@ -238,6 +238,35 @@ def test_image_install_traces_pip_install_r_back_through_copy_and_collects_no_de
         check_workers.image_install(dockerfile)
 
 
+def test_pins_from_the_pytorch_index_give_the_image_cuda_and_must_match_requirements_txt(tmp_path):
+    dockerfile = tmp_path / "Dockerfile"
+    requirements = tmp_path / "requirements.txt"
+    dockerfile.write_text(
+        "FROM python:3.11.11-slim-bookworm\n"
+        "RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cu128 \\\n"
+        "    torch==2.14.1 torchvision==0.29.1\n"
+        f"COPY {requirements} /tmp/r.txt\n"
+        "RUN pip install -r /tmp/r.txt\n"
+    )
+    install = check_workers.image_install(dockerfile)
+    (from_index,) = install.index_installs
+    assert from_index.pins == ("torch==2.14.1", "torchvision==0.29.1") and not install.no_deps
+    # The default index's torch (resolved with requirements.txt) brings CUDA 13.0; the image has the index's.
+    resolution = check_workers.Resolution(versions={"torch": "2.14.1", "nvidia-cuda-runtime": "13.0.96"})
+    pins = check_workers.ImagePins(check_workers.image_target(dockerfile), install, resolution, [])
+    assert pins.cuda_runtime() == Version("12.8")
+    assert check_workers.IndexInstall("https://example.org/simple", ()).cuda() is None
+
+    requirements.write_text("torch==2.14.1\ntorchvision==0.29.1\ndiffusers==0.42.1\n")
+    check_workers.check_index_pins_match(install)
+    requirements.write_text("torch==2.14.0\ntorchvision==0.29.1\n")
+    with pytest.raises(check_workers.CheckError, match=r"pins torch==2\.14\.0, but the Dockerfile installs"):
+        check_workers.check_index_pins_match(install)
+    requirements.write_text("torchvision==0.29.1\n")
+    with pytest.raises(check_workers.CheckError, match="pins no torch"):
+        check_workers.check_index_pins_match(install)
+
+
 # --- hadolint ------------------------------------------------------------------------------------------
 
 

@@ -26,14 +26,17 @@ from PIL import Image
 
 from rp_notebook.errors import InputError
 from rp_notebook.models import LAYERS
+from rp_notebook.worker_runtime import choose_device
 
 __all__ = [
     "ENGINES",
     "MODEL_ID",
+    "MODEL_NAME",
     "RUNPOD_MODEL_CACHE",
     "ColorSplitEngine",
     "Engine",
     "LayerRequest",
+    "ModelLoadError",
     "QwenEngine",
     "StepCallback",
     "StopRequested",
@@ -106,6 +109,7 @@ class Engine(Protocol):
 # --- qwen ---------------------------------------------------------------------------------------
 
 MODEL_ID = "Qwen/Qwen-Image-Layered"
+MODEL_NAME = "Qwen-Image-Layered"
 #: Where Runpod's cached models (the endpoint's "Model" field) appear inside a worker.
 RUNPOD_MODEL_CACHE = Path("/runpod-volume/huggingface-cache/hub")
 
@@ -144,6 +148,10 @@ def resolve_model_source(
     return str(snapshot) if snapshot is not None else MODEL_ID
 
 
+class ModelLoadError(RuntimeError):
+    """The pipeline could not be loaded from its source; the message names the source and the cause."""
+
+
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -174,17 +182,29 @@ class QwenEngine:
 
         `offload` (default: $LAYERS_CPU_OFFLOAD) keeps each module on the CPU until it runs, for
         cards with less than about 64 GB; it needs accelerate and costs time on every job.
+        Raises GPUUnavailableError on a Runpod worker whose torch sees no GPU (a 58 GB model on the
+        CPU would bill until the execution timeout), ModelLoadError when the weights do not load.
         """
         import torch
         from diffusers import QwenImageLayeredPipeline
 
         source = source or resolve_model_source()
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = device or choose_device(torch, model=MODEL_NAME)
         on_cuda = device.startswith("cuda")
         offload = _truthy(os.environ.get("LAYERS_CPU_OFFLOAD")) if offload is None else offload
         # `dtype`, not the deprecated `torch_dtype` (diffusers 0.42).
         dtype = torch.bfloat16 if on_cuda else torch.float32
-        pipe = QwenImageLayeredPipeline.from_pretrained(source, dtype=dtype, **from_pretrained)
+        try:
+            pipe = QwenImageLayeredPipeline.from_pretrained(source, dtype=dtype, **from_pretrained)
+        except Exception as error:
+            # diffusers' own message names the missing file, not what was being loaded or which setting
+            # pointed there.
+            setting = (
+                " (LAYERS_MODEL_PATH)" if source == os.environ.get("LAYERS_MODEL_PATH", "").strip() else ""
+            )
+            raise ModelLoadError(
+                f"{MODEL_NAME} could not be loaded from {source}{setting}: {type(error).__name__}: {error}"
+            ) from error
         if offload and on_cuda:
             pipe.enable_model_cpu_offload()
         else:
