@@ -237,7 +237,12 @@ def test_cold_start_shows_initializing_counts_in_delay_time_and_scales_to_zero(t
     with LocalEndpoint(port=0, default_endpoints=False, endpoints=[config]) as server:
         api = Api(server, tmp_path)
         idle = api.get("cold/health").json()
-        assert idle["workers"] == {"idle": 0, "running": 0, "initializing": 0, "unhealthy": 0}  # no job, no worker
+        assert idle["workers"] == {
+            "idle": 0,
+            "running": 0,
+            "initializing": 0,
+            "unhealthy": 0,
+        }  # no job, no worker
         job_id = api.run("cold", {"cold": "start"})
         booting = api.get("cold/health").json()
         assert booting["workers"] == {"idle": 0, "running": 0, "initializing": 1, "unhealthy": 0}
