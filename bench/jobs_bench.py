@@ -40,14 +40,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import requests
 
 BENCH = Path(__file__).resolve().parent
-ECHO_WORKER = BENCH / "workers" / "echo"
+WORKERS = {name: BENCH / "workers" / name for name in ("echo", "reverse", "audio")}
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,8 @@ class Method:
     setup: str  # formatted with base (job API URL), key (API key), ep (endpoint id)
     run: str
     options: str = ""  # more keyword arguments of the run call
+    #: The run cell returns at once and the jobs go on in the background (the main thread is free).
+    background: bool = False
 
     @property
     def endpoint_id(self) -> str:
@@ -73,12 +75,20 @@ def methods(rp_parallel: list[int], max_polls: int | None) -> list[Method]:
             "setup_rp_notebook({base!r}, {key!r})",
             "run_rp_notebook",
             f", max_parallel={parallel}, max_polls={max_polls}",
+            background=True,
         )
         for parallel in rp_parallel
     ]
     return [
         *rp,
         Method("sdk", "runpod SDK Endpoint", "setup_runpod_sdk({base!r}, {key!r}, {ep!r})", "run_runpod_sdk"),
+        Method(
+            "sdk32",
+            "runpod SDK, 32 threads",
+            "setup_runpod_sdk({base!r}, {key!r}, {ep!r})",
+            "run_runpod_sdk_threads",
+            background=True,
+        ),
         Method(
             "requests", "plain requests loop", "setup_plain_requests({base!r}, {key!r})", "run_plain_requests"
         ),
@@ -94,14 +104,19 @@ SENTENCES = [f"This is sentence number {i + 1}, and it is spoken by the piper vo
 # -- the server subprocess -------------------------------------------------------------------------
 
 
-def serve(latency_ms: float, keys: list[str]) -> None:
-    """`--serve`: run the local endpoint; print its address; answer finished-time queries on stdin."""
+def serve(latency_ms: float, endpoints: list[str]) -> None:
+    """`--serve`: run the local endpoint; print its address; answer finished-time queries on stdin.
+
+    endpoints: "id:worker" pairs (worker: echo, reverse or audio, from bench/workers)."""
     from rp_notebook.local import EndpointConfig, LocalEndpoint
 
     quiet = {"RUNPOD_LOG_LEVEL": "ERROR"}  # the SDK logs every job at INFO: CPU the clients would lose
-    echo = [EndpointConfig(id=f"echo-{key}", worker_dir=ECHO_WORKER, env=quiet) for key in keys]
+    configs = [
+        EndpointConfig(id=endpoint_id, worker_dir=WORKERS[worker], env=quiet)
+        for endpoint_id, worker in (pair.split(":") for pair in endpoints)
+    ]
     # Plus the default local-tts (piper).
-    with LocalEndpoint(port=0, endpoints=echo, network_delay_ms=latency_ms) as server:
+    with LocalEndpoint(port=0, endpoints=configs, network_delay_ms=latency_ms) as server:
         print(json.dumps({"url": server.url, "job_api_url": server.job_api_url, "key": server.api_key}))
         sys.stdout.flush()
         for line in sys.stdin:  # {"endpoint", "ids"} -> {job_id: finished_at or null}
@@ -115,8 +130,8 @@ def serve(latency_ms: float, keys: list[str]) -> None:
 class BenchServer:
     """The `--serve` subprocess, seen from the benchmark."""
 
-    def __init__(self, latency_ms: float = 0.0, keys: list[str] | None = None) -> None:
-        keys = keys or []
+    def __init__(self, latency_ms: float = 0.0, endpoints: list[str] | None = None) -> None:
+        """endpoints: "id:worker" pairs, as `serve` takes them."""
         self._process = subprocess.Popen(
             [
                 sys.executable,
@@ -125,7 +140,7 @@ class BenchServer:
                 "--latency-ms",
                 str(latency_ms),
                 "--endpoints",
-                ",".join(keys),
+                ",".join(endpoints or []),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -178,13 +193,29 @@ class MethodResult:
     cell_rtt_s: list[float]
     idle_cell_rtt_s: list[float]
     errors: int
+    #: Overshoots of a 10 ms sleep loop on the kernel's main thread while the jobs were in flight
+    #: (background methods, measured in a run of their own); empty when not measured.
+    sleep_extra_s: list[float] = field(default_factory=list)
+    #: How long the run cell took to return (rp_notebook: submit_many's own time).
+    returned_s: float | None = None
 
 
-def run_method(server: BenchServer, method: Method, n: int, workdir: Path) -> MethodResult:
+def run_method(
+    server: BenchServer,
+    method: Method,
+    n: int,
+    workdir: Path,
+    *,
+    endpoint_id: str | None = None,
+    shape: str = "plain",
+    probe: str = "cell",
+) -> MethodResult:
+    """One method in a fresh kernel. probe: "cell" times `pass` cells sent from here; "sleep" runs a
+    10 ms sleep loop on the kernel's main thread instead (background methods only)."""
     from jupyter_client.manager import start_new_kernel
 
-    label, endpoint_id = method.label, method.endpoint_id
-    out = str(workdir / f"{method.key}.json")
+    label, endpoint_id = method.label, endpoint_id or method.endpoint_id
+    out = str(workdir / f"{method.key}-{endpoint_id}-{n}-{probe}.json")
     before = server.request_counts(endpoint_id)
     # The kernel's own start-up warnings (no encryption on localhost) would clutter the table.
     km, kc = start_new_kernel(kernel_name="python3", stderr=subprocess.DEVNULL)
@@ -196,19 +227,39 @@ def run_method(server: BenchServer, method: Method, n: int, workdir: Path) -> Me
         setup = method.setup.format(base=server.job_api_url, key=server.key, ep=endpoint_id)
         _execute(kc, "bench." + setup, replies)
         idle = [_probe(kc, replies) for _ in range(25)]  # the same cell with nothing in flight
-        method_id = kc.execute(f"bench.{method.run}({endpoint_id!r}, {n}, {out!r}{method.options})")
+        method_id = kc.execute(
+            f"bench.{method.run}({endpoint_id!r}, {n}, {out!r}{method.options}, shape={shape!r})"
+        )
         rtts = []
-        deadline = time.monotonic() + METHOD_TIMEOUT_S
-        while not rtts or not os.path.exists(out):  # at least one probe: for a blocking loop, the only one
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{label}: the jobs did not all end within {METHOD_TIMEOUT_S} s")
-            rtts.append(_probe(kc, replies))
-        _check(_wait_reply(kc, method_id, replies), label)
+        returned_s = None
+        if probe == "sleep":
+            _check(_wait_reply(kc, method_id, replies), label)
+            _execute(kc, f"bench.sleep_probe({out!r})", replies)
+        else:
+            deadline = time.monotonic() + METHOD_TIMEOUT_S
+            while not rtts or not os.path.exists(
+                out
+            ):  # at least one probe: for a blocking loop, the only one
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{label}: the jobs did not all end within {METHOD_TIMEOUT_S} s")
+                rtts.append(_probe(kc, replies))
+            _check(_wait_reply(kc, method_id, replies), label)
+        if method.key.startswith("rp"):
+            asked = kc.execute("", user_expressions={"r": "bench._state.get('returned_s')"})
+            answer = _wait_reply(kc, asked, replies)["content"]["user_expressions"]["r"]
+            returned_s = float(answer["data"]["text/plain"])
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+    deadline = time.monotonic() + METHOD_TIMEOUT_S
+    while not os.path.exists(out) and time.monotonic() < deadline:  # a sleep probe may see it first
+        time.sleep(0.05)
     with open(out) as fh:
         seen = json.load(fh)
+    sleep_extra: list[float] = []
+    if probe == "sleep":
+        with open(out + ".sleep.json") as fh:
+            sleep_extra = json.load(fh)
     after = server.request_counts(endpoint_id)
     finished = server.finished_at(endpoint_id, list(seen["seen"]))
     latencies = [t - finished[job_id] for job_id, t in seen["seen"].items() if finished.get(job_id)]
@@ -229,6 +280,8 @@ def run_method(server: BenchServer, method: Method, n: int, workdir: Path) -> Me
         cell_rtt_s=rtts,
         idle_cell_rtt_s=idle,
         errors=seen["errors"] + (n - len(seen["seen"])),
+        sleep_extra_s=sleep_extra,
+        returned_s=returned_s,
     )
 
 
@@ -317,29 +370,36 @@ def percentile(values: list[float], q: float) -> float:
 
 def print_report(results: list[MethodResult]) -> None:
     header = (
-        f"{'method':<24}{'total s':>9}{'lat p50 ms':>12}{'lat p95 ms':>12}{'req/job':>9}"
-        f"{'429s':>6}{'cell p50 ms':>13}{'cell p99 ms':>13}{'cells':>7}{'errors':>8}"
+        f"{'method':<26}{'total s':>9}{'lat p50 ms':>12}{'lat p95 ms':>12}{'req/job':>9}"
+        f"{'429s':>6}{'cell p50 ms':>13}{'cell p99 ms':>13}{'sleep p99 +ms':>15}{'errors':>8}"
     )
     print(header)
     print("-" * len(header))
     for r in results:
+        sleep = f"{percentile(r.sleep_extra_s, 99) * 1000:.1f}" if r.sleep_extra_s else "-"
         print(
-            f"{r.label:<24}{r.total_s:>9.2f}{percentile(r.latency_s, 50) * 1000:>12.1f}"
+            f"{r.label:<26}{r.total_s:>9.2f}{percentile(r.latency_s, 50) * 1000:>12.1f}"
             f"{percentile(r.latency_s, 95) * 1000:>12.1f}{r.requests / r.jobs:>9.2f}{r.refused:>6}"
             f"{percentile(r.cell_rtt_s, 50) * 1000:>13.1f}{percentile(r.cell_rtt_s, 99) * 1000:>13.1f}"
-            f"{len(r.cell_rtt_s):>7}{r.errors:>8}"
+            f"{sleep:>15}{r.errors:>8}"
         )
     print()
     for r in results:
         counts = ", ".join(f"{op} {count}" for op, count in r.by_operation.items())
-        print(f"  {r.label}: requests by operation: {counts}")
+        returned = (
+            f"; submit_many returned in {r.returned_s * 1000:.1f} ms" if r.returned_s is not None else ""
+        )
+        print(f"  {r.label}: requests by operation: {counts}{returned}")
     idle = [t for r in results for t in r.idle_cell_rtt_s]
     print(
         "  cell = round trip of a `pass` cell sent every 20 ms while the jobs were in flight (the same cell\n"
         f"  with nothing in flight: p50 {percentile(idle, 50) * 1000:.1f} ms, p99 {percentile(idle, 99) * 1000:.1f} ms). "
-        "The SDK's and the plain\n  loop block the kernel: their one cell waited for the whole loop (blocked time)."
+        "The SDK's and the plain\n  loop block the kernel: their one cell waited for the whole loop (blocked time).\n"
+        "  sleep = how much later than asked a 10 ms sleep on the kernel's main thread woke up while the jobs\n"
+        "  were in flight (methods that leave the main thread free; measured in a run of their own)."
     )
-    sdk = next((r for r in results if r.label.startswith("runpod SDK")), None)
+    sdk = next((r for r in results if r.label == "runpod SDK Endpoint"), None)
+    threads = next((r for r in results if r.label == "runpod SDK, 32 threads"), None)
     if sdk is None:
         return
     print()
@@ -348,17 +408,112 @@ def print_report(results: list[MethodResult]) -> None:
         if not ours.label.startswith("rp_notebook"):
             continue
         lat = percentile(sdk.latency_s, 50) / percentile(ours.latency_s, 50)
-        print(
+        line = (
             f"  {ours.label}: latency p50 {lat:.1f}x lower; total time {ours.total_s / sdk.total_s:.2f} of "
-            f"the SDK's; {ours.requests / ours.jobs:.2f} vs {sdk.requests / sdk.jobs:.2f} requests per job; "
-            f"cell p99 {percentile(ours.cell_rtt_s, 99) * 1000:.0f} ms vs "
-            f"{percentile(sdk.cell_rtt_s, 99) * 1000:.0f} ms"
+            f"the SDK's; {ours.requests / ours.jobs:.2f} vs {sdk.requests / sdk.jobs:.2f} requests per job"
         )
+        if threads is not None and threads.sleep_extra_s and ours.sleep_extra_s:
+            line += (
+                f"; main-thread sleep p99 +{percentile(ours.sleep_extra_s, 99) * 1000:.1f} ms vs "
+                f"+{percentile(threads.sleep_extra_s, 99) * 1000:.1f} ms with the SDK's 32 threads; cell p99 "
+                f"{percentile(ours.cell_rtt_s, 99) * 1000:.0f} ms vs {percentile(threads.cell_rtt_s, 99) * 1000:.0f} ms"
+            )
+        print(line)
+
+
+def run_scenario(
+    server: BenchServer,
+    runs: list[Method],
+    n: int,
+    workdir: Path,
+    *,
+    endpoint_of: Any = None,
+    shape: str = "plain",
+) -> list[MethodResult]:
+    """Every method on its own endpoint; a background method also once more with the sleep probe."""
+    results = []
+    for method in runs:
+        endpoint_id = endpoint_of(method) if endpoint_of else method.endpoint_id
+        result = run_method(server, method, n, workdir, endpoint_id=endpoint_id, shape=shape)
+        if method.background:
+            slept = run_method(
+                server, method, n, workdir, endpoint_id=endpoint_id, shape=shape, probe="sleep"
+            )
+            result.sleep_extra_s = slept.sleep_extra_s
+        results.append(result)
+    return results
+
+
+def print_reverse_order(runs: list[Method], n: int, workdir: Path) -> None:
+    """n jobs that all run at once and end in reverse order: how late each end is noticed."""
+    chosen = [m for m in runs if m.background]
+    server = BenchServer(0.0, [f"reverse-{m.key}:reverse" for m in chosen])
+    try:
+        for method in chosen:
+            server.warm(f"reverse-{method.key}", {"i": 0, "n": 0})
+        results = [
+            run_method(server, m, n, workdir, endpoint_id=f"reverse-{m.key}", shape="reverse") for m in chosen
+        ]
+    finally:
+        server.close()
+    print(f"{n} jobs running at once, ending in reverse order (job i after (n - i) x 10 ms), localhost:")
+    for r in results:
+        print(
+            f"  {r.label:<26} latency p50 {percentile(r.latency_s, 50) * 1000:6.1f} ms, "
+            f"p99 {percentile(r.latency_s, 99) * 1000:6.1f} ms, max {max(r.latency_s, default=0) * 1000:6.1f} ms; "
+            f"{r.requests / r.jobs:.2f} requests per job, {r.errors} errors"
+        )
+
+
+def print_batch_and_memory(batch_jobs: int, held_jobs: int) -> None:
+    """tts_many's return time, and the memory that finished jobs with audio results hold (in this process)."""
+    import gc
+
+    import psutil
+
+    import rp_notebook
+    from rp_notebook.config import configure
+    from rp_notebook.jobs import JobManager
+
+    server = BenchServer(0.0, ["audio:audio"])
+    process = psutil.Process()
+    try:
+        server.warm("audio", {"warm": True})
+        configure(api_key=server.key, endpoint_base_url=server.job_api_url)
+        with tempfile.TemporaryDirectory(prefix="jobs-bench-ledger-") as data_dir:
+            os.environ["RP_NOTEBOOK_DATA_DIR"] = data_dir
+            texts = [f"Sentence number {i}." for i in range(batch_jobs)]
+            rp_notebook.tts_many(texts[:2], endpoint="audio").results(timeout=60)  # warm: imports, session
+            started = time.perf_counter()
+            batch = rp_notebook.tts_many(texts, endpoint="audio")
+            returned = time.perf_counter() - started
+            batch.results(timeout=300)
+            print(
+                f"tts_many of {batch_jobs} texts returned its Batch in {returned * 1000:.1f} ms (the runs went out after)"
+            )
+
+            manager = JobManager()
+            gc.collect()
+            before = process.memory_info().rss
+            jobs = manager.submit_many("audio", [{"text": f"n{i}"} for i in range(held_jobs)], model="tts")
+            results = [job.result(timeout=600) for job in jobs]
+            manager.recorder.flush(60)
+            gc.collect()
+            grown = process.memory_info().rss - before
+            audio = sum(len(r.data) for r in results)
+            print(
+                f"{held_jobs} finished jobs held, each with a 1 s audio result ({audio / held_jobs / 1000:.0f} KB of WAV): "
+                f"RSS grew {grown / 1e6:.0f} MB, {grown / held_jobs / 1000:.1f} KB per job "
+                f"({grown / audio:.2f}x the audio itself)"
+            )
+            manager.close()
+    finally:
+        server.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--jobs", type=int, default=500, help="jobs per method (default 500)")
+    parser.add_argument("--jobs", default="30,500", help="jobs per method, comma-separated (default 30,500)")
     parser.add_argument(
         "--latency-ms",
         default="0,25",
@@ -366,11 +521,15 @@ def main() -> None:
     )
     parser.add_argument(
         "--rp-parallel",
-        default="8,4",
+        default="32",
         help="rp_notebook runs, each with this many `run` requests in flight (submit_many's max_parallel)",
     )
     parser.add_argument("--max-polls", type=int, default=None, help="rp_notebook: long-polls per endpoint")
     parser.add_argument("--skip-tts", action="store_true", help="leave out the time-to-first-audio part")
+    parser.add_argument(
+        "--reverse-jobs", type=int, default=200, help="jobs of the reverse-order row (0: skip)"
+    )
+    parser.add_argument("--held-jobs", type=int, default=5000, help="jobs of the memory row (0: skip)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--endpoints", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -385,18 +544,25 @@ def main() -> None:
     )
     runs = methods([int(value) for value in args.rp_parallel.split(",")], args.max_polls)
     for latency_ms in (float(value) for value in args.latency_ms.split(",")):
-        print()
         where = "localhost" if latency_ms == 0 else f"{latency_ms:g} ms simulated round trip per request"
-        print(f"== {where}")
-        server = BenchServer(latency_ms, [method.key for method in runs])
+        server = BenchServer(latency_ms, [f"{method.endpoint_id}:echo" for method in runs])
         try:
             for method in runs:
                 server.warm(method.endpoint_id, {"warm": True})
-            with tempfile.TemporaryDirectory(prefix="jobs-bench-") as workdir:
-                results = [run_method(server, method, args.jobs, Path(workdir)) for method in runs]
-            print_report(results)
+            for n in (int(value) for value in args.jobs.split(",")):
+                print()
+                print(f"== {where}, {n} jobs")
+                with tempfile.TemporaryDirectory(prefix="jobs-bench-") as workdir:
+                    print_report(run_scenario(server, runs, n, Path(workdir)))
         finally:
             server.close()
+    if args.reverse_jobs:
+        print()
+        with tempfile.TemporaryDirectory(prefix="jobs-bench-") as workdir:
+            print_reverse_order(runs, args.reverse_jobs, Path(workdir))
+    if args.held_jobs:
+        print()
+        print_batch_and_memory(500, args.held_jobs)
     if not args.skip_tts:
         print()
         print_time_to_first_audio()

@@ -14,6 +14,7 @@ aiohttp and the local endpoint's server are never imported on this path.
 
 from __future__ import annotations
 
+import sys
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
@@ -32,10 +33,11 @@ _EXPORTS = {
     "configure": ".config",
     "current_settings": ".config",
     "errors": ".errors",
+    "gallery_of": ".views",
     "get_manager": ".jobs",
     "layers": "._api",
     "layers_many": "._api",
-    "panel": "._api",
+    "panel": ".widgets",
     "start_local": "._api",
     "stop_local": "._api",
     "submit": "._api",
@@ -56,6 +58,7 @@ __all__ = [
     "configure",
     "current_settings",
     "errors",
+    "gallery_of",
     "get_manager",
     "layers",
     "layers_many",
@@ -71,12 +74,14 @@ __all__ = [
 
 if TYPE_CHECKING:
     from . import errors
-    from ._api import layers, layers_many, panel, start_local, stop_local, submit, tts, tts_many
+    from ._api import layers, layers_many, start_local, stop_local, submit, tts, tts_many
     from .client import JobsClient, JobStatus
     from .config import configure, current_settings
     from .jobs import Batch, Job, JobManager, get_manager
     from .models import MODELS
     from .results import AudioResult, LayersResult
+    from .views import gallery_of
+    from .widgets import panel
 
 
 def __getattr__(name: str) -> Any:
@@ -88,6 +93,24 @@ def __getattr__(name: str) -> Any:
     value = getattr(import_module(module, __name__), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+def _install_views_in_ipython() -> None:
+    """Inside IPython, show Jobs, Batches and layer results live even without %load_ext (the
+    views register by type name: nothing is imported until one is shown)."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is not None:
+        from .views import install_formatters
+
+        install_formatters(shell)
+
+
+_install_views_in_ipython()
 
 
 def load_ipython_extension(ipython: Any) -> None:

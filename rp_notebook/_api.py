@@ -16,20 +16,17 @@ from typing import TYPE_CHECKING, Any
 
 from .config import check_endpoint_id, configure, current_settings
 from .errors import InputError
-from .jobs import Batch, BatchInputError, Job, get_manager
+from .jobs import Batch, BatchInputError, Job, RunOptions, get_manager
 from .models import LAYERS, MODELS, ModelSpec
 from .models._media import media_bytes
 from .models.layers import check_image_size
 
 if TYPE_CHECKING:
-    import ipywidgets
-
     from .local import LocalEndpoint
 
 __all__ = [
     "layers",
     "layers_many",
-    "panel",
     "prepare_input",
     "start_local",
     "stop_local",
@@ -40,8 +37,7 @@ __all__ = [
 ]
 
 #: Runs in flight at once while a batch is submitted.
-BATCH_PARALLEL = 8
-PANELS = ("tts", "layers", "jobs", "deploy", "login")
+BATCH_PARALLEL = 32
 
 #: Role -> endpoint id on the local endpoint (`rp-notebook local up`).
 LOCAL_ENDPOINTS = {"tts": "local-tts", "layers": "local-layers"}
@@ -82,10 +78,22 @@ def submit(
     clean = prepare_input(_spec(model), inputs)
     settings = current_settings()
     endpoint_id = check_endpoint_id(endpoint) if endpoint is not None else settings.endpoint_for(model)
-    options = {"s3_config": s3_config, "policy": policy, "webhook": webhook}
     return get_manager().submit(
-        endpoint_id, clean, model=model, settings=settings, **{k: v for k, v in options.items() if v}
+        endpoint_id, clean, model=model, settings=settings, **_run_options(s3_config, policy, webhook)
     )
+
+
+def _run_options(
+    s3_config: dict[str, str] | None, policy: dict[str, Any] | None, webhook: str | None
+) -> RunOptions:
+    options = RunOptions()
+    if s3_config:
+        options["s3_config"] = s3_config
+    if policy:
+        options["policy"] = policy
+    if webhook:
+        options["webhook"] = webhook
+    return options
 
 
 def tts(text: str, *, endpoint: str | None = None, **params: Any) -> Job:
@@ -110,7 +118,8 @@ def submit_many(
     """One job per input (each a dict of fields, over the `common` ones); returns a Batch at once.
 
     Every input is validated first: if any is bad, BatchInputError lists them all by index and
-    nothing is sent. Then a few `run` requests go out at a time.
+    nothing is sent. The Batch comes back at once; the `run` requests go out in the background, a
+    few at a time, from the job manager's thread.
     """
     spec = _spec(model)
     items = list(inputs)
@@ -127,10 +136,9 @@ def submit_many(
         raise BatchInputError(errors, len(items))
     settings = current_settings()
     endpoint_id = check_endpoint_id(endpoint) if endpoint is not None else settings.endpoint_for(model)
-    submitted = get_manager().submit_many(
-        endpoint_id, clean, model=model, settings=settings, max_parallel=max_parallel
-    )
-    return Batch(model, endpoint_id, submitted)
+    manager = get_manager()
+    jobs = manager.submit_many(endpoint_id, clean, model=model, settings=settings, max_parallel=max_parallel)
+    return Batch(model, endpoint_id, jobs, manager=manager)
 
 
 def tts_many(
@@ -150,30 +158,6 @@ def layers_many(images: Iterable[Any], *, endpoint: str | None = None, **params:
         raise InputError("images", "expected a list of images; for a single image use layers()")
     items = [item if isinstance(item, Mapping) else {"image": item} for item in images]
     return submit_many("layers", items, endpoint=endpoint, **params)
-
-
-def panel(kind: str = "tts", *, endpoint: str | None = None, **options: Any) -> ipywidgets.Widget:
-    """An interactive panel: "tts" (text to speech), "layers" (layered images), "jobs", "deploy"
-    (create an endpoint from a model's preset), or "login" (the API key, from a password field).
-
-    endpoint: the endpoint id for a model panel (default: the configured one, read at each submit).
-    Options: `voices` (name -> file path or URL of a reference clip) and `text` for "tts";
-    `max_rows` for "jobs"; `model` ("tts" or "layers") for "deploy"; `dotenv_path` and `save` for
-    "login".
-    """
-    from . import widgets
-
-    if kind == "tts":
-        return widgets.TTSPanel(endpoint=endpoint, **options)
-    if kind == "layers":
-        return widgets.LayersPanel(endpoint=endpoint, **options)
-    # The other panels are not tied to one endpoint.
-    others = {"jobs": widgets.JobsPanel, "deploy": widgets.DeployPanel, "login": widgets.LoginPanel}
-    if kind not in others:
-        raise InputError("panel", f"unknown panel {kind!r}; panels: {', '.join(PANELS)}")
-    if endpoint is not None:
-        raise InputError("endpoint", f"the {kind} panel is not tied to one endpoint; it takes none")
-    return others[kind](**options)
 
 
 _local: LocalEndpoint | None = None

@@ -14,6 +14,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 from . import _api
 from .config import current_settings
@@ -104,7 +105,7 @@ def _wait(job: Job, timeout: float) -> AudioResult:
             f"  {job.status.lower()} (queued {job.delay_time or 0:.1f} s, ran {job.execution_time or 0:.1f} s)",
             file=sys.stderr,
         )
-        return result
+        return cast(AudioResult, result)
 
 
 if __name__ == "__main__":

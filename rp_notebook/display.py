@@ -7,31 +7,30 @@ file as a data: URL rather than pointing at a widget model that only lives in th
 
 from __future__ import annotations
 
-import base64
 import textwrap
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import TYPE_CHECKING, Any
+
+from .results._audio import AUDIO_MIME
+from .results._html import BOX
 
 if TYPE_CHECKING:
     from .jobs import Job
     from .provisioning import EndpointHealth, GpuPool
-    from .results import AudioResult, LayersResult
 
 __all__ = [
     "AUDIO_MIME",
     "Rendered",
-    "audio_html",
     "health_cells",
     "job_bundle",
-    "layers_html",
     "price_text",
     "setup_bundle",
+    "status_style",
     "table_bundle",
     "vram_text",
 ]
 
-AUDIO_MIME = {"wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg"}
 
 _STATUS_STYLE = {
     "IN_QUEUE": ("#6b7280", "queued"),
@@ -42,34 +41,21 @@ _STATUS_STYLE = {
     "CANCELLED": ("#6b7280", "cancelled"),
     "TIMED_OUT": ("#dc2626", "timed out"),
     "SUBMITTING": ("#6b7280", "submitting"),
+    "SUBMIT_FAILED": ("#dc2626", "not submitted"),
+    "UNKNOWN": ("#6b7280", "status unknown"),
 }
-_BOX = "font-family: var(--jp-ui-font-family, sans-serif); font-size: 13px; line-height: 1.5"
+_BOX = BOX
 
 
-def audio_html(audio: AudioResult) -> str:
-    src = f"data:{audio.mime_type};base64,{base64.b64encode(audio.data).decode()}"
-    notes = "".join(f"<div style='color:#b45309'>⚠ {escape(w)}</div>" for w in audio.warnings)
-    caption = f"{audio.duration:.1f} s · {audio.format} · {audio.sample_rate} Hz"
-    if audio.engine:
-        caption += f" · {escape(audio.engine)} engine"
-    return (
-        f"<div class='rp-notebook-audio' style='{_BOX}'>"
-        f"<audio controls preload='metadata' src='{src}'></audio>"
-        f"<div style='color:#6b7280'>{caption}</div>{notes}</div>"
-    )
-
-
-def job_bundle(job: Job) -> dict[str, Any]:
+def job_bundle(job: Job, *, widget: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The display of a job: a status line while it runs, its result (or error) once it ends.
 
-    A streaming job also carries its player widget: a live front end shows the player (status,
-    parts as they arrive, then the whole file); a saved notebook falls back to the HTML.
+    `widget`: the mimebundle of a widget that stands for the job in a live front end (a streaming
+    player, a layer gallery); the bundle keeps the HTML beside it, which a saved notebook shows.
     """
     bundle = _job_bundle(job)
-    if job.player is not None:
-        view = job.player._repr_mimebundle_() or {}
-        data = view[0] if isinstance(view, tuple) else view  # anywidget returns (data, metadata)
-        bundle.update({k: v for k, v in data.items() if k != "text/plain"})
+    if widget:
+        bundle.update({k: v for k, v in widget.items() if k != "text/plain"})
     return bundle
 
 
@@ -91,11 +77,20 @@ def _job_bundle(job: Job) -> dict[str, Any]:
     return {"text/plain": head_text, "text/html": f"<div style='{_BOX}'>{head_html}</div>"}
 
 
+def status_style(status: str) -> tuple[str, str]:
+    """(colour, word) of a job status: the words every view of a job uses ("queued", "running")."""
+    return _STATUS_STYLE.get(str(status), ("#6b7280", str(status).lower()))
+
+
 def _job_line(job: Job) -> tuple[str, str]:
-    color, word = _STATUS_STYLE.get(str(job.status), ("#6b7280", str(job.status).lower()))
+    color, word = status_style(job.status)
     timing = job.timing_summary()
     progress = job.progress_summary()
-    parts = [p for p in (job.model or job.endpoint_id, f"job {job.id}", word, timing, progress) if p]
+    parts = [
+        p
+        for p in (job.model or job.endpoint_id, f"job {job.id}" if job.id else "", word, timing, progress)
+        if p
+    ]
     text = " · ".join(parts)
     html = (
         f"<div class='rp-notebook-job' data-status='{escape(str(job.status))}'>"
@@ -118,7 +113,7 @@ def _with_error(head_text: str, head_html: str, exc: BaseException | None) -> di
 def _result_bundle(result: Any) -> dict[str, Any]:
     render = getattr(result, "_repr_mimebundle_", None)
     if callable(render):
-        return render()
+        return dict(render())
     return {"text/plain": repr(result), "text/html": f"<pre>{escape(repr(result))}</pre>"}
 
 
@@ -217,38 +212,3 @@ def health_cells(health: EndpointHealth) -> tuple[str, str]:
         f"{health.jobs_completed} completed, {health.jobs_failed} failed"
     )
     return workers, jobs
-
-
-_CHECKERBOARD = (
-    "background-color:#fff;background-image:linear-gradient(45deg,#ccc 25%,transparent 25%),"
-    "linear-gradient(-45deg,#ccc 25%,transparent 25%),linear-gradient(45deg,transparent 75%,#ccc 75%),"
-    "linear-gradient(-45deg,transparent 75%,#ccc 75%);background-size:16px 16px;"
-    "background-position:0 0,0 8px,8px -8px,-8px 0"
-)
-
-
-def layers_html(result: LayersResult) -> str:
-    """A static gallery: each layer on a checkerboard, and the composite as the layers stacked in CSS
-    (the browser alpha-composites them exactly as the worker's layers stack)."""
-    sources = [f"data:image/png;base64,{base64.b64encode(png).decode()}" for png in result.pngs]
-    ratio = f"{result.width} / {result.height}" if result.width and result.height else "1"
-    cards = "".join(
-        f"<figure style='margin:0'><img src='{src}' style='width:100%;display:block;{_CHECKERBOARD}'>"
-        f"<figcaption style='text-align:center;color:#6b7280'>layer {index + 1}</figcaption></figure>"
-        for index, src in enumerate(sources)
-    )
-    stack = "".join(
-        f"<img src='{src}' style='position:absolute;inset:0;width:100%;height:100%'>" for src in sources
-    )
-    notes = "".join(f"<div style='color:#b45309'>⚠ {escape(w)}</div>" for w in result.warnings)
-    caption = f"{len(sources)} layers · {result.width}x{result.height}"
-    if result.engine:
-        caption += f" · {escape(result.engine)} engine"
-    return (
-        f"<div class='rp-notebook-layers' style='{_BOX}'>"
-        f"<div style='display:flex;gap:16px;align-items:flex-start'>"
-        f"<div style='flex:0 0 320px'><div style='position:relative;width:100%;aspect-ratio:{ratio};{_CHECKERBOARD}'>"
-        f"{stack}</div><div style='text-align:center;color:#6b7280'>composite</div></div>"
-        f"<div style='flex:1;display:grid;grid-template-columns:repeat(4,1fr);gap:8px'>{cards}</div></div>"
-        f"<div style='color:#6b7280'>{caption}</div>{notes}</div>"
-    )

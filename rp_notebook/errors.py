@@ -1,23 +1,28 @@
 """Every error rp_notebook raises, in one tree.
 
-    RunpodError
+    RunpodError                   every error carries endpoint_id and job_id where they are known
     ├── ConfigurationError        no API key, no endpoint for a model, a bad setting
     ├── InputError (ValueError)   a model input out of range, of the wrong type, or unknown;
     │                             names the field and what it allows, raised before any request
     ├── TransportError            the server could not be reached, or the connection broke
     │   └── RunAnswerLostError    a run was sent but its answer lost: a job may be queued (not re-sent)
-    ├── APIError                  the job API answered with an HTTP error
+    ├── APIError                  the job API answered with an HTTP error (`status_code`, `body`)
+    │   ├── BadRequestError       400 and other 4xx: the request itself was refused
     │   ├── AuthenticationError   401/403: missing or wrong API key
     │   ├── NotFoundError         404: unknown endpoint, or a job that expired (TTL, retention)
     │   ├── RateLimitedError      429: over the per-endpoint request budget; carries retry_after
     │   ├── PayloadTooLargeError  413, or a request the client knows is over the size limit
     │   ├── ServerError           5xx
-    │   └── ProvisioningError     the management API (GraphQL, REST v2) refused a request; GraphQL
+    │   └── MalformedAnswerError  a 2xx answer that is not the JSON the API documents
+    ├── ProvisioningError         the management API (GraphQL, REST v2) refused a request; GraphQL
     │                             sends these with HTTP 200 in `errors`; the server's message, unchanged
     ├── JobError                  a job ended without a result; carries job_id and status
     │   ├── JobFailedError        FAILED: carries the worker's error, parsed from its JSON
     │   ├── JobCancelledError     CANCELLED
-    │   └── JobTimedOutError      TIMED_OUT: the endpoint's execution timeout ran out
+    │   ├── JobTimedOutError      TIMED_OUT: the endpoint's execution timeout ran out
+    │   ├── JobLostError          it can no longer be followed (Runpod forgot it, the key was
+    │   │                         refused, its saved result is unreadable, or it was never queued)
+    │   └── RetryRefusedError     retry() on a job that did not fail or time out
     └── WaitTimeoutError (TimeoutError)
                                   `job.result(timeout=...)` gave up waiting; the job goes on
 
@@ -35,16 +40,20 @@ from typing import Any
 __all__ = [
     "APIError",
     "AuthenticationError",
+    "BadRequestError",
     "ConfigurationError",
     "InputError",
     "JobCancelledError",
     "JobError",
     "JobFailedError",
+    "JobLostError",
     "JobTimedOutError",
+    "MalformedAnswerError",
     "NotFoundError",
     "PayloadTooLargeError",
     "ProvisioningError",
     "RateLimitedError",
+    "RetryRefusedError",
     "RunAnswerLostError",
     "RunpodError",
     "ServerError",
@@ -54,7 +63,15 @@ __all__ = [
 
 
 class RunpodError(Exception):
-    """Base class of every rp_notebook error."""
+    """Base class of every rp_notebook error; never raised itself.
+
+    `endpoint_id` and `job_id` name what the error is about, when it is about one (None otherwise).
+    """
+
+    def __init__(self, message: str, *, endpoint_id: str | None = None, job_id: str | None = None) -> None:
+        self.endpoint_id = endpoint_id
+        self.job_id = job_id
+        super().__init__(message)
 
     def _render_traceback_(self) -> list[str]:
         # IPython calls this instead of printing a traceback: users want the message, not our frames.
@@ -80,30 +97,48 @@ class TransportError(RunpodError):
     refused, connect timeout), True when it may have been received and acted on.
     """
 
-    def __init__(self, message: str, *, maybe_delivered: bool = True) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        maybe_delivered: bool = True,
+        endpoint_id: str | None = None,
+        job_id: str | None = None,
+    ) -> None:
         self.maybe_delivered = maybe_delivered
-        super().__init__(message)
+        super().__init__(message, endpoint_id=endpoint_id, job_id=job_id)
 
 
 class RunAnswerLostError(TransportError):
     """A run (or runsync) request was sent, but its answer never came: a job may have been queued.
 
-    Not retried, on purpose (see the module docstring). `endpoint_id` names the endpoint; the
-    message says what to do. `maybe_delivered` is always True.
+    Not retried, on purpose: why, and where to look for the job, is in rp_notebook.client._http's
+    docstring and in the message. `endpoint_id` names the endpoint; `maybe_delivered` is True.
     """
 
     def __init__(self, endpoint_id: str, message: str) -> None:
-        self.endpoint_id = endpoint_id
-        super().__init__(message, maybe_delivered=True)
+        super().__init__(message, maybe_delivered=True, endpoint_id=endpoint_id)
 
 
 class APIError(RunpodError):
-    """The job API answered with an HTTP error status."""
+    """The job API answered with an HTTP error status; the subclasses say which. Never raised itself."""
 
-    def __init__(self, message: str, *, status_code: int, body: Any = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        body: Any = None,
+        endpoint_id: str | None = None,
+        job_id: str | None = None,
+    ) -> None:
         self.status_code = status_code
         self.body = body
-        super().__init__(message)
+        super().__init__(message, endpoint_id=endpoint_id, job_id=job_id)
+
+
+class BadRequestError(APIError):
+    """400, 409, 422 and any other 4xx without a class of its own: the request was refused as it is."""
 
 
 class AuthenticationError(APIError):
@@ -118,10 +153,17 @@ class RateLimitedError(APIError):
     """429: the endpoint's request budget is spent. `retry_after` is in seconds, when the server said."""
 
     def __init__(
-        self, message: str, *, status_code: int = 429, body: Any = None, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        status_code: int = 429,
+        body: Any = None,
+        retry_after: float | None = None,
+        endpoint_id: str | None = None,
+        job_id: str | None = None,
     ) -> None:
         self.retry_after = retry_after
-        super().__init__(message, status_code=status_code, body=body)
+        super().__init__(message, status_code=status_code, body=body, endpoint_id=endpoint_id, job_id=job_id)
 
 
 class PayloadTooLargeError(APIError):
@@ -132,17 +174,36 @@ class ServerError(APIError):
     """5xx from the job API."""
 
 
-class ProvisioningError(APIError):
-    """The management API refused a template or endpoint request; `str()` is the server's message."""
+class MalformedAnswerError(APIError):
+    """The job API answered 2xx with something that is not the JSON it documents (a proxy's page)."""
+
+
+class ProvisioningError(RunpodError):
+    """The management API refused a template or endpoint request; `str()` is the server's message.
+
+    `status_code` is the HTTP status when the refusal came as one (REST v2); None when it came in a
+    GraphQL answer's `errors` (which Runpod sends with HTTP 200). `body` is the answer, when any.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        body: Any = None,
+        endpoint_id: str | None = None,
+    ) -> None:
+        self.status_code = status_code
+        self.body = body
+        super().__init__(message, endpoint_id=endpoint_id)
 
 
 class JobError(RunpodError):
-    """A job reached an end state other than COMPLETED."""
+    """A job ended, or was given up, without a result. Never raised itself."""
 
-    def __init__(self, message: str, *, job_id: str, status: str) -> None:
-        self.job_id = job_id
+    def __init__(self, message: str, *, job_id: str, status: str, endpoint_id: str | None = None) -> None:
         self.status = status
-        super().__init__(message)
+        super().__init__(message, endpoint_id=endpoint_id, job_id=job_id)
 
 
 class JobFailedError(JobError):
@@ -153,7 +214,7 @@ class JobFailedError(JobError):
     its own text. Both are kept here, nothing is dropped.
     """
 
-    def __init__(self, job_id: str, error: Any) -> None:
+    def __init__(self, job_id: str, error: Any, *, endpoint_id: str | None = None) -> None:
         self.raw_error = error
         self.details: dict[str, Any] | None = parse_worker_error(error)
         if self.details is not None:
@@ -165,7 +226,12 @@ class JobFailedError(JobError):
             self.error = "" if error is None else str(error)
             self.worker_traceback = None
             prefix = ""
-        super().__init__(f"job {job_id} failed: {prefix}{self.error}", job_id=job_id, status="FAILED")
+        super().__init__(
+            f"job {job_id} failed: {prefix}{self.error}",
+            job_id=job_id,
+            status="FAILED",
+            endpoint_id=endpoint_id,
+        )
 
 
 class JobCancelledError(JobError):
@@ -174,6 +240,28 @@ class JobCancelledError(JobError):
 
 class JobTimedOutError(JobError):
     """The job TIMED_OUT: it ran past the endpoint's (or the request's) execution timeout."""
+
+
+class JobLostError(JobError):
+    """The job cannot be followed to its end: Runpod no longer knows it (its TTL or result retention
+    ran out), the API key was refused, its saved result cannot be read, or its run was never
+    answered. `cause` is the error behind it, when there is one (also `__cause__`)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        job_id: str,
+        status: str,
+        endpoint_id: str | None = None,
+        cause: BaseException | None = None,
+    ) -> None:
+        self.cause = cause
+        super().__init__(message, job_id=job_id, status=status, endpoint_id=endpoint_id)
+
+
+class RetryRefusedError(JobError):
+    """`retry()` on a job that did not end FAILED or TIMED_OUT: Runpod retries only those."""
 
 
 class WaitTimeoutError(RunpodError, TimeoutError):

@@ -13,13 +13,15 @@ from rp_notebook import AudioResult, Batch
 from rp_notebook.errors import InputError, JobCancelledError, JobFailedError, WaitTimeoutError
 from rp_notebook.jobs import BatchInputError, get_manager
 from rp_notebook.magics._runpod import split_batch
+from rp_notebook.views import BatchProgress
 
 pytestmark = pytest.mark.timeout(180)
 
 
 def echo_batch(inputs: list[dict]) -> Batch:
     """A batch on the echo endpoint, whose jobs do what their input says."""
-    return Batch(None, "echo", get_manager().submit_many("echo", inputs))
+    manager = get_manager()
+    return Batch(None, "echo", manager.submit_many("echo", inputs), manager=manager)
 
 
 def test_results_come_back_in_input_order(use_local):
@@ -74,7 +76,8 @@ def test_progress_bar_and_counts_follow_the_jobs_as_they_end(use_local, release,
             {"fail_unless_file": str(never)},
         ]
     )
-    progress, counts = batch.widget.children[0].children
+    view = BatchProgress(batch)  # what the notebook shows for a Batch (rp_notebook.views)
+    progress, counts = view.progress, view.counts
     assert progress.max == 3 and "rp-batch-progress" in progress._dom_classes
     # Both waiters are still blocked; the failing one may already have ended (queue order is free).
     assert batch.counts()["done"] == 0 and progress.value in (0, 1)
@@ -83,7 +86,6 @@ def test_progress_bar_and_counts_follow_the_jobs_as_they_end(use_local, release,
     eventually(lambda: progress.value == 3)  # set by the last job's done-callback
     assert counts.value == "2 of 3 done, 1 failed" and progress.bar_style == "danger"
     assert repr(batch) == "<Batch of 3 jobs on echo: 2 of 3 done, 1 failed>"
-    assert batch._repr_mimebundle_() == {"text/plain": repr(batch)}  # no kernel here: text only
 
 
 def test_await_gives_the_results_in_order(use_local):

@@ -11,7 +11,7 @@ from helpers import eventually
 
 import rp_notebook
 from rp_notebook.config import configure
-from rp_notebook.errors import InputError, JobFailedError, NotFoundError
+from rp_notebook.errors import InputError, JobFailedError, JobLostError, NotFoundError
 from rp_notebook.jobs import JobManager
 from rp_notebook.jobs._ledger import Ledger
 from rp_notebook.jobs._saved import load_result
@@ -121,8 +121,9 @@ def test_a_job_the_server_no_longer_knows_ends_with_not_found_and_the_ledger_say
     manager = JobManager(ledger=ledger)
     try:
         (job,) = manager.recover()
-        with pytest.raises(NotFoundError):
+        with pytest.raises(JobLostError) as lost:
             job.result(timeout=60)
+        assert isinstance(lost.value.__cause__, NotFoundError) and lost.value.job_id == "gone-0000"
     finally:
         manager.close()
     (entry,) = ledger.find("gone-0000")

@@ -70,7 +70,7 @@ def test_cancel_of_a_running_job_ends_it_as_cancelled(manager, release):
 
 def test_progress_reported_by_the_worker_shows_in_the_handle(manager, release):
     job = manager.submit("echo", {"progress": [{"chunk": 1, "chunks": 3}], "wait_for_file": str(release)})
-    job._display_ids.append("test-display")  # as if displayed: the manager polls in short rounds
+    job.watch()  # as a view does when it shows the job: the manager polls in short rounds
     eventually(lambda: job.progress == {"chunk": 1, "chunks": 3})
     assert "part 1 of 3" in display.job_bundle(job)["text/plain"]
     release.touch()

@@ -11,6 +11,7 @@ from rp_notebook import Job, LayersResult
 from rp_notebook.config import configure
 from rp_notebook.errors import InputError, JobFailedError
 from rp_notebook.jobs import get_manager
+from rp_notebook.views import view_of
 
 
 def scene() -> Image.Image:
@@ -52,7 +53,7 @@ def test_an_image_from_a_file_path_works_and_the_gallery_shows_up_in_the_job_dis
     result = job.result(timeout=100)
     assert len(result) == 3
     assert "num_inference_steps" in " ".join(result.warnings)  # the demo engine says what it ignores
-    bundle = job._repr_mimebundle_()
+    bundle = view_of(job).bundle()  # what the notebook shows for the job (rp_notebook.views)
     assert (
         "application/vnd.jupyter.widget-view+json" in bundle and "rp-notebook-layers" in bundle["text/html"]
     )
@@ -126,7 +127,8 @@ def test_a_large_result_goes_through_s3_and_the_client_fetches_it_transparently(
     job = rp_notebook.layers(scene(), layers=4, endpoint="layers-s3", s3_config=s3)
     result = job.result(timeout=100)
     assert result.storage == "s3" and len(result) == 4
-    assert all(url.startswith(f"{moto_s3}/rp-layers/") for url in job.output["layers"])
+    assert len(result.urls) == 4 and all(url.startswith(f"{moto_s3}/rp-layers/") for url in result.urls)
+    assert job.output is None  # the raw output is not kept beside the result
     assert (
         max(
             ImageStat.Stat(

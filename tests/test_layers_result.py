@@ -10,6 +10,7 @@ import pytest
 from PIL import Image, ImageChops, ImageDraw
 
 from rp_notebook.results import LayersResult, MalformedOutputError
+from rp_notebook.views import gallery_of
 
 
 def png_b64(image: Image.Image) -> str:
@@ -89,7 +90,7 @@ def test_save_writes_every_layer_and_zip_holds_them_all(result, tmp_path):
 
 
 def test_gallery_toggles_change_the_composite_preview(result):
-    gallery = result.gallery
+    gallery = gallery_of(result)
     shown = gallery.preview.value
     gallery.toggles[1].value = False  # what a click on the toggle does
     hidden_one = gallery.preview.value
@@ -107,7 +108,7 @@ def test_gallery_toggles_change_the_composite_preview(result):
 
 
 def test_gallery_save_buttons_write_files_and_report_where(result, tmp_path):
-    gallery = result.gallery
+    gallery = gallery_of(result)
     gallery.folder.value = str(tmp_path / "saved")
     gallery.save_files_button.click()
     assert sorted(p.name for p in (tmp_path / "saved").iterdir()) == [
@@ -120,8 +121,10 @@ def test_gallery_save_buttons_write_files_and_report_where(result, tmp_path):
     assert (tmp_path / "saved.zip").is_file()
 
 
-def test_display_bundle_has_the_widget_and_a_static_fallback(result):
+def test_a_result_renders_itself_statically_and_its_view_adds_the_widget(result):
     bundle = result._repr_mimebundle_()
-    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert "application/vnd.jupyter.widget-view+json" not in bundle  # results never import a view
     assert bundle["text/html"].count("data:image/png;base64,") == 6  # 3 cards + 3 stacked in the composite
     assert bundle["text/plain"] == "LayersResult(3 layers, 96x64, colorsplit engine)"
+    assert "application/vnd.jupyter.widget-view+json" in gallery_of(result)._repr_mimebundle_()
+    assert gallery_of(result) is gallery_of(result)  # one per result: every display shares its toggles

@@ -24,7 +24,8 @@ import rp_notebook
 from rp_notebook.jobs import get_manager
 from rp_notebook.jobs._job import WATCH_NEW_JOBS
 from rp_notebook.models import LAYERS, TTS, Field, ModelSpec
-from rp_notebook.widgets import FieldForm, JobsPanel, LayersGallery, LayersPanel, TTSPanel, field_control
+from rp_notebook.views import LayersGallery
+from rp_notebook.widgets import FieldForm, JobsPanel, LayersPanel, TTSPanel, field_control
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -129,7 +130,7 @@ def test_generate_puts_a_player_and_the_parameters_used_in_the_history(use_local
     panel.form["format"].value = "flac"
     panel.generate_button.click()
     assert len(panel.jobs) == 1 and "rp-status" in status_of(panel)
-    assert panel.jobs[0].is_displayed  # watched from its submit on: short polls keep the status live
+    assert panel.jobs[0].watched  # watched from its submit on: short polls keep the status live
     eventually(lambda: panel.history.children)
     (entry,) = panel.history.children
     caption, player = entry.children
@@ -346,7 +347,7 @@ def test_the_api_key_never_lands_in_widget_state(use_local, opened):
     assert panel.jobs[0].id in dumped  # the state was really searched
 
 
-@pytest.mark.parametrize("kind", rp_notebook._api.PANELS)
+@pytest.mark.parametrize("kind", rp_notebook.widgets.PANELS)
 def test_every_panel_opens_a_comm_so_a_browser_can_render_it(kind, use_local, opened):
     # A panel method named like an ipywidgets one (JobsPanel.open once hid Widget.open) leaves the
     # widget without a comm: every frontend then shows "model not found".

@@ -10,7 +10,7 @@ from helpers import wav_bytes
 
 from rp_notebook import AudioResult
 from rp_notebook.jobs import JobManager
-from rp_notebook.widgets._stream_player import StreamingAudioPlayer
+from rp_notebook.views import StreamingAudioPlayer
 
 SENTENCES = [f"This is sentence number {i}, spoken while the next one is being made." for i in range(20)]
 

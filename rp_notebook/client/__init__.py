@@ -1,4 +1,5 @@
-"""Our own thin client for Runpod's APIs, on `requests` (the runpod SDK is heavy and has known bugs)."""
+"""Our own thin client for Runpod's job API (the runpod SDK is heavy and has known bugs): `JobsClient`
+on requests, and its asyncio twin `AsyncJobsClient` on aiohttp (imported only when one is made)."""
 
 from ._budget import (
     RUNPOD_RATE_LIMITS,
@@ -9,13 +10,22 @@ from ._budget import (
     default_budget,
 )
 from ._http import HTTPTransport, RetryPolicy
-from ._jobs import MAX_RUN_BYTES, MAX_RUNSYNC_BYTES, TERMINAL_STATES, JobsClient, JobStatus
+from ._jobs import (
+    MAX_RUN_BYTES,
+    MAX_RUNSYNC_BYTES,
+    TERMINAL_STATES,
+    AsyncJobsClient,
+    JobsClient,
+    JobStatus,
+    RunOptions,
+)
 
 __all__ = [
     "MAX_RUNSYNC_BYTES",
     "MAX_RUN_BYTES",
     "RUNPOD_RATE_LIMITS",
     "TERMINAL_STATES",
+    "AsyncJobsClient",
     "BudgetStats",
     "HTTPTransport",
     "JobStatus",
@@ -24,5 +34,6 @@ __all__ = [
     "RateLimits",
     "RequestBudget",
     "RetryPolicy",
+    "RunOptions",
     "default_budget",
 ]

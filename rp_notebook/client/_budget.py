@@ -23,7 +23,10 @@ How the client keeps under the limits:
   by another one. The transport's retry then goes through the same gate; there is no second
   backoff for 429 anywhere.
 - Waiting blocks on a condition variable with a timeout equal to the time until the next slot frees
-  (or until a request in flight ends): no spinning, and nothing wakes up early for nothing.
+  (or until a request in flight ends): no spinning, and nothing wakes up early for nothing. The
+  asyncio twin, `aslot`, shares the same state (a thread's requests and the event loop's count
+  together); it sleeps until the window frees a slot, or in 5 ms steps while the key is full of
+  requests in flight, which the limits here (hundreds) make rare.
 
 Operations the table does not list are not limited, except `/health` and `/retry`: Runpod's table
 does not name them, so `/health` is treated like `/status` and `/retry` like `/run` (it queues a job),
@@ -33,12 +36,13 @@ running workers (`running_workers x requests_per_worker`); the base numbers are 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 
 from ..errors import RateLimitedError
@@ -217,13 +221,39 @@ class RequestBudget:
         if state is None:
             yield
             return
-        self._acquire(state, endpoint_id, operation or "", max_wait)
+        started, waited = self._clock(), False
+        with state.cond:
+            while (
+                timeout := self._take(state, started, waited, endpoint_id, operation or "", max_wait)
+            ) != 0.0:
+                waited = True
+                state.cond.wait(timeout)
         try:
             yield
         finally:
+            self._release(state)
+
+    @contextlib.asynccontextmanager
+    async def aslot(
+        self, base_url: str, endpoint_id: str, operation: str | None, *, max_wait: float | None = None
+    ) -> AsyncIterator[None]:
+        """`slot` for a coroutine: waits with asyncio.sleep, never blocking the event loop."""
+        state = self._state(base_url, endpoint_id, operation)
+        if state is None:
+            yield
+            return
+        started, waited = self._clock(), False
+        while True:
             with state.cond:
-                state.in_flight -= 1
-                state.cond.notify_all()
+                timeout = self._take(state, started, waited, endpoint_id, operation or "", max_wait)
+            if timeout == 0.0:
+                break
+            waited = True
+            await asyncio.sleep(_CONCURRENCY_POLL_S if timeout is None else timeout)
+        try:
+            yield
+        finally:
+            self._release(state)
 
     def pause(self, base_url: str, endpoint_id: str, operation: str | None, seconds: float) -> None:
         """The server refused a request (429): nothing more on this key for `seconds`."""
@@ -261,30 +291,41 @@ class RequestBudget:
                 )
             return state
 
-    def _acquire(self, state: _Key, endpoint_id: str, operation: str, max_wait: float | None) -> None:
-        started = self._clock()
-        waited = False
+    def _take(
+        self,
+        state: _Key,
+        started: float,
+        waited: bool,
+        endpoint_id: str,
+        operation: str,
+        max_wait: float | None,
+    ) -> float | None:
+        """Under state.cond: take a slot (0.0), or say how long to wait (None: until a release)."""
+        now = self._clock()
+        timeout = self._time_to_slot(state, now)
+        if timeout == 0.0:
+            state.sent_at.append(now)
+            state.in_flight += 1
+            state.sent += 1
+            if waited:
+                state.waited += 1
+                state.wait_s += now - started
+            return 0.0
+        paused_for = state.paused_until - now
+        if max_wait is not None and paused_for > max_wait:
+            raise RateLimitedError(
+                f"endpoint {endpoint_id}: {operation} requests are paused for another "
+                f"{paused_for:.0f} s after a 429 from the server; not sent",
+                retry_after=paused_for,
+                endpoint_id=endpoint_id,
+            )
+        return timeout
+
+    @staticmethod
+    def _release(state: _Key) -> None:
         with state.cond:
-            while True:
-                now = self._clock()
-                timeout = self._time_to_slot(state, now)
-                if timeout == 0.0:
-                    state.sent_at.append(now)
-                    state.in_flight += 1
-                    state.sent += 1
-                    if waited:
-                        state.waited += 1
-                        state.wait_s += now - started
-                    return
-                paused_for = state.paused_until - now
-                if max_wait is not None and paused_for > max_wait:
-                    raise RateLimitedError(
-                        f"endpoint {endpoint_id}: {operation} requests are paused for another "
-                        f"{paused_for:.0f} s after a 429 from the server; not sent",
-                        retry_after=paused_for,
-                    )
-                waited = True
-                state.cond.wait(timeout)
+            state.in_flight -= 1
+            state.cond.notify_all()
 
     @staticmethod
     def _time_to_slot(state: _Key, now: float) -> float | None:
@@ -300,6 +341,8 @@ class RequestBudget:
             return None
         return 0.0
 
+
+_CONCURRENCY_POLL_S = 0.005
 
 _default: RequestBudget | None = None
 _default_lock = threading.Lock()

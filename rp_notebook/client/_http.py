@@ -1,12 +1,16 @@
 """One HTTP call to a Runpod API, with retries that know which calls are safe to repeat.
 
+`HTTPTransport` (requests, for threads and scripts) and its asyncio twin `AsyncHTTPTransport`
+(`_async_http`, aiohttp, for the job manager's event loop) make the same decisions: both walk an
+`Attempts` and turn answers into errors with `answer()`, both defined here.
+
 Retry policy (why, not only what):
 
 - A request that never reached the server (connection refused, DNS, connect timeout) is retried
   for every call: nothing happened server-side.
 - 429 is retried for every call: a refused request did not run. The wait is not this call's own:
   `Retry-After` (or a backoff when the server gives none) pauses the endpoint's whole operation
-  group in the shared RequestBudget (`_budget.py`), so every thread waits it out, and the retry
+  group in the shared RequestBudget (`_budget.py`), so every caller waits it out, and the retry
   passes through the same gate as any other request.
 - 5xx, dropped connections and read timeouts are retried only for idempotent calls (status,
   status-sync, stream, health, cancel, purge), with exponential backoff and jitter
@@ -15,17 +19,19 @@ Retry policy (why, not only what):
   has no idempotency key, so a second POST queues a second job, billed on its own; and it has no
   way to list an endpoint's jobs, so a client cannot check whether the first one arrived. When the
   connection drops or times out after the request was sent, the job may or may not exist, and only
-  the lost answer held its id. The call ends at once in `RunAnswerLostError` (JobsClient.run):
+  the lost answer held its id. The call ends at once in `RunAnswerLostError` (`JobsClient.run`):
   it says that a job may have been queued and billed, why it was not re-sent, and where to look for
   it. A 5xx answer to a run is just as ambiguous (the gateway may fail after queueing), so it ends in
   a ServerError that says the same. Only a 429 and a request that provably never left this machine
-  (connection refused, connect timeout) are re-sent: nothing ran.
+  (connection refused, connect timeout) are re-sent: nothing ran. This is the one place this is
+  explained; the errors and the client refer here.
 
 Before every attempt the request takes a slot in the RequestBudget, which keeps us under Runpod's
-per-endpoint rate and concurrency limits (blocking the calling thread until a slot is free), so a
-well-behaved client rarely sees a 429 at all.
+per-endpoint rate and concurrency limits (waiting until a slot is free), so a well-behaved client
+rarely sees a 429 at all.
 
-HTTP errors become the exception tree in rp_notebook.errors; every message is redacted of the key.
+HTTP errors become the exception tree in rp_notebook.errors, carrying the endpoint and job ids of
+the path; every message is redacted of the key.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,8 +51,9 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from .. import __version__
 from ..config import Settings
 from ..errors import (
-    APIError,
     AuthenticationError,
+    BadRequestError,
+    MalformedAnswerError,
     NotFoundError,
     PayloadTooLargeError,
     RateLimitedError,
@@ -55,7 +62,7 @@ from ..errors import (
 )
 from ._budget import RequestBudget, default_budget, split_job_path
 
-__all__ = ["HTTPTransport", "RetryPolicy"]
+__all__ = ["Attempts", "HTTPTransport", "RetryPolicy", "answer", "request_headers"]
 
 USER_AGENT = f"rp_notebook/{__version__}"
 
@@ -70,8 +77,190 @@ class RetryPolicy:
     max_retry_after: float = 30.0
 
     def delay(self, attempt: int) -> float:
-        base = min(self.max_delay, self.backoff * 2**attempt)
-        return base * (0.5 + random.random() / 2)
+        base = min(self.max_delay, self.backoff * 2.0**attempt)
+        return float(base * (0.5 + random.random() / 2))
+
+
+class Attempts:
+    """The attempts of one call and what to do after each outcome (the policy in the docstring).
+
+    Iterate it for the attempt numbers; after a failed attempt, `after_no_answer` or
+    `after_status` say how long to wait before the next one, or None to give up.
+    """
+
+    def __init__(self, policy: RetryPolicy, *, idempotent: bool, count: Callable[[str], None]) -> None:
+        self.policy = policy
+        self.idempotent = idempotent
+        self.attempt = 0
+        self._count = count
+
+    def __iter__(self) -> Iterator[int]:
+        for attempt in range(self.policy.attempts):
+            self.attempt = attempt
+            yield attempt
+
+    @property
+    def last(self) -> bool:
+        return self.attempt == self.policy.attempts - 1
+
+    def after_no_answer(self, never_sent: bool) -> float | None:
+        """No HTTP answer: retry (after the returned delay) only if nothing can have happened."""
+        if (self.idempotent or never_sent) and not self.last:
+            self._count("unreachable" if never_sent else "no_answer")
+            return self.policy.delay(self.attempt)
+        return None
+
+    def after_status(
+        self, status: int, retry_after: float | None, pause: Callable[[float], None]
+    ) -> float | None:
+        """An HTTP answer: how long to wait before asking again, or None when it is the answer.
+
+        A 429 pauses the endpoint's whole budget key (`pause`) and is retried at once: the wait is
+        the budget's, not this call's.
+        """
+        if status == 429:
+            wait = retry_after if retry_after is not None else self.policy.delay(self.attempt)
+            pause(wait)
+            if not self.last and wait <= self.policy.max_retry_after:
+                self._count("rate_limited")
+                return 0.0
+            return None
+        if status >= 500 and self.idempotent and not self.last:
+            self._count("server_error")
+            return self.policy.delay(self.attempt)
+        return None
+
+
+def request_headers(settings: Settings, *, has_body: bool) -> dict[str, str]:
+    headers = {
+        "Authorization": f"Bearer {settings.require_key().reveal()}",
+        "User-Agent": USER_AGENT,
+        "Accept": "application/json",
+    }
+    if has_body:
+        headers["Content-Type"] = "application/json"
+    return headers
+
+
+def encode_body(body: Any, path: str, max_body_bytes: int | None, endpoint_id: str) -> bytes | None:
+    if body is None:
+        return None
+    data = json.dumps(body, separators=(",", ":")).encode()
+    if max_body_bytes is not None and len(data) > max_body_bytes:
+        raise PayloadTooLargeError(
+            f"the request is {len(data) / 1e6:.1f} MB; {path.rsplit('/', 1)[-1]} accepts at most "
+            f"{max_body_bytes / 1e6:.0f} MB (send large media as a URL instead)",
+            status_code=413,
+            endpoint_id=endpoint_id,
+        )
+    return data
+
+
+def path_ids(path: str) -> tuple[str, str | None]:
+    """(endpoint id, job id or None) of a job-API path `"{endpoint}/{operation}[/{job}]"`."""
+    endpoint_id, _, rest = path.strip("/").partition("/")
+    job_id = rest.partition("/")[2].partition("?")[0] or None
+    return endpoint_id, job_id
+
+
+def answer(
+    settings: Settings,
+    status: int,
+    text: str,
+    *,
+    url: str,
+    path: str,
+    what: str,
+    retry_after: float | None,
+    attempts: int,
+) -> Any:
+    """The decoded JSON of a 2xx answer, or the rp_notebook error an error answer stands for."""
+    endpoint_id, job_id = path_ids(path)
+    ids: dict[str, Any] = {"endpoint_id": endpoint_id or None, "job_id": job_id}
+    try:
+        payload: Any = json.loads(text) if text else None
+    except ValueError:
+        payload = text
+    if status < 400:
+        if isinstance(payload, str) and payload:
+            raise MalformedAnswerError(
+                f"expected JSON from {url}, got: {settings.redact(payload)[:200]!r}",
+                status_code=status,
+                **ids,
+            )
+        return payload
+    detail = settings.redact(_error_text(payload))
+    subject = f"{what}: " if what else ""
+    if status in (401, 403):
+        raise AuthenticationError(
+            f"{subject}the API key was refused ({status}). Check RUNPOD_API_KEY (its value is never shown)."
+            + (f" Server said: {detail}" if detail else ""),
+            status_code=status,
+            body=payload,
+            **ids,
+        )
+    if status == 404:
+        raise NotFoundError(
+            f"{subject}not found (404){': ' + detail if detail else ''}", status_code=404, body=payload, **ids
+        )
+    if status == 413:
+        raise PayloadTooLargeError(
+            f"{subject}request too large (413): {detail}", status_code=413, body=payload, **ids
+        )
+    if status == 429:
+        raise RateLimitedError(
+            f"{subject}rate limited (429) after {attempts} attempts: {detail}",
+            body=payload,
+            retry_after=retry_after,
+            **ids,
+        )
+    if status >= 500:
+        raise ServerError(
+            f"{subject}server error ({status}): {detail}", status_code=status, body=payload, **ids
+        )
+    raise BadRequestError(f"{subject}HTTP {status}: {detail}", status_code=status, body=payload, **ids)
+
+
+def no_answer_message(
+    settings: Settings,
+    base_url: str,
+    method: str,
+    url: str,
+    exc: BaseException,
+    never_sent: bool,
+    attempts: int,
+) -> str:
+    reason = settings.redact(f"{type(exc).__name__}: {exc}")
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    if never_sent:
+        return f"could not reach {base_url}{tries} ({reason})"
+    return f"{method} {url} got no answer{tries} ({reason})"
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+class _RetryCounts:
+    """Retries by cause: "unreachable" (never sent), "no_answer" (dropped or timed out),
+    "server_error" (5xx), "rate_limited" (429)."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def count(self, cause: str) -> None:
+        with self._lock:
+            self._counts[cause] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
 
 
 class HTTPTransport:
@@ -97,8 +286,8 @@ class HTTPTransport:
         self.budget = budget or default_budget()
         self._sleep = sleep
         self._session = session or requests.Session()
-        # Kept connections: as many as the job manager has threads sending at once, else every
-        # request past the pool opens (and then drops) a new TCP connection.
+        # Kept connections: as many as the threads sending at once, else every request past the
+        # pool opens (and then drops) a new TCP connection.
         adapter = requests.adapters.HTTPAdapter(
             pool_connections=4, pool_maxsize=max_connections, max_retries=0
         )
@@ -112,19 +301,11 @@ class HTTPTransport:
         self._session.verify = environment["verify"]
         #: Count of HTTP requests actually sent (benchmarks report requests per job).
         self.requests_sent = 0
-        #: Retries by cause: "unreachable" (never sent), "no_answer" (dropped or timed out),
-        #: "server_error" (5xx), "rate_limited" (429). Read with `retry_counts()`.
-        self._retries: Counter[str] = Counter()
-        self._retries_lock = threading.Lock()
+        self._retries = _RetryCounts()
 
     def retry_counts(self) -> dict[str, int]:
-        """How many requests were sent again, by cause (see `_retries`)."""
-        with self._retries_lock:
-            return dict(self._retries)
-
-    def _count_retry(self, cause: str) -> None:
-        with self._retries_lock:
-            self._retries[cause] += 1
+        """How many requests were sent again, by cause (see `_RetryCounts`)."""
+        return self._retries.snapshot()
 
     def close(self) -> None:
         self._session.close()
@@ -142,27 +323,12 @@ class HTTPTransport:
         what: str = "",
     ) -> Any:
         """Send one API call; return its decoded JSON body or raise an rp_notebook error."""
-        key = self.settings.require_key()
-        data = None
-        if body is not None:
-            data = json.dumps(body, separators=(",", ":")).encode()
-            if max_body_bytes is not None and len(data) > max_body_bytes:
-                raise PayloadTooLargeError(
-                    f"the request is {len(data) / 1e6:.1f} MB; {path.rsplit('/', 1)[-1]} accepts at most "
-                    f"{max_body_bytes / 1e6:.0f} MB (send large media as a URL instead)",
-                    status_code=413,
-                )
-        headers = {
-            "Authorization": f"Bearer {key.reveal()}",
-            "User-Agent": USER_AGENT,
-            "Accept": "application/json",
-        }
-        if data is not None:
-            headers["Content-Type"] = "application/json"
-        url = f"{self.base_url}/{path.lstrip('/')}"
         endpoint_id, operation = split_job_path(path)
-        for attempt in range(self.retry.attempts):
-            last = attempt == self.retry.attempts - 1
+        data = encode_body(body, path, max_body_bytes, endpoint_id)
+        headers = request_headers(self.settings, has_body=data is not None)
+        url = f"{self.base_url}/{path.lstrip('/')}"
+        attempts = Attempts(self.retry, idempotent=idempotent, count=self._retries.count)
+        for attempt in attempts:
             try:
                 with self.budget.slot(
                     self.base_url, endpoint_id, operation, max_wait=self.retry.max_retry_after
@@ -178,78 +344,38 @@ class HTTPTransport:
                     )
             except requests.RequestException as exc:
                 never_sent = _never_sent(exc)
-                if (idempotent or never_sent) and not last:
-                    self._count_retry("unreachable" if never_sent else "no_answer")
-                    self._sleep(self.retry.delay(attempt))
-                    continue
-                raise TransportError(
-                    self._transport_message(method, url, exc, never_sent, attempt + 1),
-                    maybe_delivered=not never_sent,
-                ) from None
-            if response.status_code == 429:
-                wait = _retry_after(response)
-                if wait is None:
-                    wait = self.retry.delay(attempt)
-                # Every thread on this endpoint and group waits, this retry included (in slot()).
-                self.budget.pause(self.base_url, endpoint_id, operation, wait)
-                if not last and wait <= self.retry.max_retry_after:
-                    self._count_retry("rate_limited")
-                    continue
-            if response.status_code >= 500 and idempotent and not last:
-                self._count_retry("server_error")
-                self._sleep(self.retry.delay(attempt))
+                delay = attempts.after_no_answer(never_sent)
+                if delay is None:
+                    raise TransportError(
+                        no_answer_message(
+                            self.settings, self.base_url, method, url, exc, never_sent, attempt + 1
+                        ),
+                        maybe_delivered=not never_sent,
+                        endpoint_id=endpoint_id,
+                        job_id=path_ids(path)[1],
+                    ) from None
+                self._sleep(delay)
                 continue
-            return self._decode(response, what)
-        raise AssertionError("unreachable")  # the last attempt always returns or raises
-
-    def _decode(self, response: requests.Response, what: str) -> Any:
-        status = response.status_code
-        try:
-            payload: Any = response.json()
-        except ValueError:
-            payload = response.text
-        if status < 400:
-            if isinstance(payload, str) and payload:
-                raise APIError(
-                    f"expected JSON from {response.url}, got: {self.settings.redact(payload)[:200]!r}",
-                    status_code=status,
+            retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+            delay = attempts.after_status(
+                response.status_code,
+                retry_after,
+                lambda wait: self.budget.pause(self.base_url, endpoint_id, operation, wait),
+            )
+            if delay is None:
+                return answer(
+                    self.settings,
+                    response.status_code,
+                    response.text,
+                    url=response.url,
+                    path=path,
+                    what=what,
+                    retry_after=retry_after,
+                    attempts=self.retry.attempts,
                 )
-            return payload
-        detail = self.settings.redact(_error_text(payload))
-        subject = f"{what}: " if what else ""
-        if status in (401, 403):
-            raise AuthenticationError(
-                f"{subject}the API key was refused ({status}). Check RUNPOD_API_KEY (its value is never shown)."
-                + (f" Server said: {detail}" if detail else ""),
-                status_code=status,
-                body=payload,
-            )
-        if status == 404:
-            raise NotFoundError(
-                f"{subject}not found (404){': ' + detail if detail else ''}", status_code=404, body=payload
-            )
-        if status == 413:
-            raise PayloadTooLargeError(
-                f"{subject}request too large (413): {detail}", status_code=413, body=payload
-            )
-        if status == 429:
-            raise RateLimitedError(
-                f"{subject}rate limited (429) after {self.retry.attempts} attempts: {detail}",
-                body=payload,
-                retry_after=_retry_after(response),
-            )
-        if status >= 500:
-            raise ServerError(f"{subject}server error ({status}): {detail}", status_code=status, body=payload)
-        raise APIError(f"{subject}HTTP {status}: {detail}", status_code=status, body=payload)
-
-    def _transport_message(
-        self, method: str, url: str, exc: Exception, never_sent: bool, attempts: int
-    ) -> str:
-        reason = self.settings.redact(f"{type(exc).__name__}: {exc}")
-        tries = f" after {attempts} attempts" if attempts > 1 else ""
-        if never_sent:
-            return f"could not reach {self.base_url}{tries} ({reason})"
-        return f"{method} {url} got no answer{tries} ({reason})"
+            if delay:
+                self._sleep(delay)
+        raise AssertionError("unreachable")  # the last attempt always returns or raises
 
 
 def _never_sent(exc: requests.RequestException) -> bool:
@@ -261,16 +387,6 @@ def _never_sent(exc: requests.RequestException) -> bool:
         reason = getattr(reason, "reason", reason)
         return isinstance(reason, NewConnectionError | ConnectTimeoutError)
     return False
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
 
 
 def _error_text(payload: Any) -> str:

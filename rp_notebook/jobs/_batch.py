@@ -1,22 +1,22 @@
-"""Batch: many jobs of one model, submitted together and followed as one.
+"""Batch: many jobs of one model, submitted together and followed as one; a list of its Jobs.
 
     batch = rp_notebook.tts_many(["First.", "Second.", "Third."], exaggeration=0.7)
     batch                      # one progress bar for all of them; the kernel stays free
+    batch[0], len(batch)       # its Jobs, in input order, from the start (SUBMITTING until sent)
     batch.results()            # in input order; None where an input failed
     batch.failures             # [(index, error)], for the inputs that failed
     await batch                # the same results, without blocking the event loop
-    batch.cancel()             # cancel what is still queued or running
+    batch.cancel()             # cancel what is still queued, running, or not yet sent
 
 Design:
 
-- Every input is validated before the first request (`rp_notebook._api.submit_many`); all the bad
+- Every input is validated before anything is sent (`rp_notebook._api.submit_many`); all the bad
   ones are reported together, each with its index (`BatchInputError`), and nothing is sent.
-- Requests go out through `JobManager.submit_many` (a few in flight at once). An input whose `run`
-  request fails is not fatal: it is a failure of the batch at that index, like a job that ends
-  FAILED, and the others go on.
-- Progress comes from each job's done-callback (on the manager's poller thread), which sets the
-  IntProgress and the counts: traits only, safe from any thread. Without a kernel (a script, a
-  terminal) the batch shows as one line of text instead.
+- The manager returns the jobs at once and sends the runs from its event loop. An input whose
+  `run` request fails is not fatal: its job ends SUBMIT_FAILED, a failure of the batch at that
+  index like a job that ends FAILED, and the others go on.
+- The batch hears each job's end (a subscriber) and calls its own subscribers: the notebook's
+  progress bar is one of them (`rp_notebook.views`), from outside; this module draws nothing.
 """
 
 from __future__ import annotations
@@ -24,24 +24,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Generator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Generator, Sequence
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from ..client import JobStatus
 from ..errors import InputError, RunpodError, WaitTimeoutError
 from ._job import Job
 
 if TYPE_CHECKING:
-    import ipywidgets
+    from ._manager import JobManager
 
 __all__ = ["Batch", "BatchInputError"]
 
 log = logging.getLogger(__name__)
-
-#: How many cancel requests are in flight at once.
-CANCEL_PARALLEL = 8
 
 
 class BatchInputError(InputError):
@@ -56,29 +53,45 @@ class BatchInputError(InputError):
         )
 
 
-class Batch:
-    """Jobs for a list of inputs, in input order; see the module docstring."""
+class Batch(Sequence[Job]):
+    """The Jobs of a list of inputs, in input order; see the module docstring."""
 
-    def __init__(self, model: str | None, endpoint_id: str, submitted: Sequence[Job | RunpodError]) -> None:
+    def __init__(
+        self, model: str | None, endpoint_id: str, jobs: Sequence[Job], *, manager: JobManager | None = None
+    ) -> None:
         self.model = model
         self.endpoint_id = endpoint_id
-        #: Per input: its Job, or None where the `run` request itself failed (see `failures`).
-        self.jobs: list[Job | None] = [item if isinstance(item, Job) else None for item in submitted]
-        self._submit_errors = {i: item for i, item in enumerate(submitted) if not isinstance(item, Job)}
+        self._jobs = list(jobs)
+        self._manager = manager
         self._lock = threading.Lock()
         self._finished: Future[None] = Future()
-        self._progress: ipywidgets.IntProgress | None = None
-        self._counts: ipywidgets.HTML | None = None
-        self._widget: ipywidgets.VBox | None = None
-        self._check_finished()
-        for job in self.jobs:
-            if job is not None:
-                job.add_done_callback(self._on_job_done)
+        self._ended = 0
+        self._subscribers: list[Callable[[Batch], None]] = []
+        for job in self._jobs:
+            job.add_done_callback(self._on_job_done)
+        if not self._jobs:
+            self._finished.set_result(None)
 
-    # -- state ------------------------------------------------------------------------------------------
+    # -- the list it stands for -------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self.jobs)
+        return len(self._jobs)
+
+    @overload
+    def __getitem__(self, index: int) -> Job: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Job]: ...
+
+    def __getitem__(self, index: int | slice) -> Job | list[Job]:
+        return self._jobs[index]
+
+    @property
+    def jobs(self) -> list[Job]:
+        """Its Jobs, in input order (a copy)."""
+        return list(self._jobs)
+
+    # -- state ------------------------------------------------------------------------------------
 
     def done(self) -> bool:
         """Whether every job has ended (or was never queued)."""
@@ -87,28 +100,23 @@ class Batch:
     def counts(self) -> dict[str, int]:
         """{"total", "done" (completed), "failed" (failed, cancelled, timed out, not queued), "running"}."""
         completed = failed = 0
-        for index, job in enumerate(self.jobs):
-            if job is None:
-                failed += index in self._submit_errors
-            elif job.done():
+        for job in self._jobs:
+            if job.done():
                 if job.exception(timeout=0) is None:
                     completed += 1
                 else:
                     failed += 1
-        total = len(self.jobs)
+        total = len(self._jobs)
         return {"total": total, "done": completed, "failed": failed, "running": total - completed - failed}
 
     @property
     def failures(self) -> list[tuple[int, BaseException]]:
         """(index, error) for every input that failed so far: not queued, or ended without a result."""
         found: list[tuple[int, BaseException]] = []
-        for index, job in enumerate(self.jobs):
-            if job is None:
-                found.append((index, self._submit_errors[index]))
-            elif job.done():
-                error = job.exception(timeout=0)
-                if error is not None:
-                    found.append((index, error))
+        for index, job in enumerate(self._jobs):
+            error = job.exception(timeout=0) if job.done() else None
+            if error is not None:
+                found.append((index, error))
         return found
 
     def results(self, timeout: float | None = None) -> list[Any]:
@@ -119,15 +127,10 @@ class Batch:
             counts = self.counts()
             raise WaitTimeoutError(
                 f"{counts['running']} of {counts['total']} jobs are still running after waiting {timeout} s; "
-                "they keep running (call .results() again, or .cancel())"
+                "they keep running (call .results() again, or .cancel())",
+                endpoint_id=self.endpoint_id,
             ) from None
-        out: list[Any] = []
-        for job in self.jobs:
-            if job is None or job.exception(timeout=0) is not None:
-                out.append(None)
-            else:
-                out.append(job.result(timeout=0))
-        return out
+        return [None if job.exception(timeout=0) is not None else job.result(timeout=0) for job in self._jobs]
 
     def __await__(self) -> Generator[Any, None, list[Any]]:
         return self._results_async().__await__()
@@ -136,79 +139,49 @@ class Batch:
         await asyncio.wrap_future(self._finished)
         return self.results(timeout=0)
 
-    # -- control ----------------------------------------------------------------------------------------
+    def subscribe(self, fn: Callable[[Batch], None]) -> None:
+        """Call `fn(batch)` after each of its jobs ends (on the manager's thread; keep it quick)."""
+        with self._lock:
+            self._subscribers.append(fn)
+
+    # -- control ----------------------------------------------------------------------------------
 
     def cancel(self) -> int:
-        """Cancel every job still queued or running; returns how many ended CANCELLED.
+        """Cancel every job still queued, running or not yet sent; returns how many ended CANCELLED.
 
-        Every cancel is attempted; if some of the requests fail, the first error is raised after.
+        Every cancel is attempted (all at once, from the manager's loop); if some of the requests
+        fail, the first error is raised after.
         """
-        pending = [job for job in self.jobs if job is not None and not job.done()]
+        pending = [job for job in self._jobs if not job.done()]
         if not pending:
             return 0
-
-        def one(job: Job) -> str | RunpodError:
-            try:
-                return job.cancel()
-            except RunpodError as exc:
-                return exc
-
-        with ThreadPoolExecutor(
-            min(CANCEL_PARALLEL, len(pending)), thread_name_prefix="rp-notebook-cancel"
-        ) as pool:
-            answers = list(pool.map(one, pending))
+        if self._manager is not None:
+            answers = self._manager.cancel_many(pending)
+        else:
+            answers = [_cancel_one(job) for job in pending]
         errors = [answer for answer in answers if isinstance(answer, RunpodError)]
         if errors:
             raise errors[0]
-        return sum(answer == JobStatus.CANCELLED for answer in answers)
+        return sum(job.status == JobStatus.CANCELLED for job in pending)
 
-    # -- progress ---------------------------------------------------------------------------------------
+    # -- progress ---------------------------------------------------------------------------------
 
     def _on_job_done(self, _job: Job) -> None:
-        # On a poller thread: set traits and resolve the batch's future; never raise (later
-        # callbacks of the job would be skipped).
-        try:
-            self._update_widget()
-        except Exception:
-            # Logged, not raised: a display problem must not stop the batch from finishing.
-            log.warning("rp_notebook: could not update the batch's progress", exc_info=True)
-        self._check_finished()
-
-    def _check_finished(self) -> None:
-        if all(job is None or job.done() for job in self.jobs):
-            with self._lock:
-                if not self._finished.done():
-                    self._finished.set_result(None)
-
-    @property
-    def widget(self) -> ipywidgets.VBox:
-        """The progress display: an IntProgress over every input and the done/failed counts."""
         with self._lock:
-            if self._widget is None:
-                import ipywidgets
+            self._ended += 1
+            finished = self._ended == len(self._jobs)
+            subscribers = list(self._subscribers)
+        for fn in subscribers:
+            try:
+                fn(self)
+            except Exception:
+                # Logged, not raised: a display problem must not stop the batch from finishing.
+                log.warning("rp_notebook: a subscriber of a batch failed", exc_info=True)
+        if finished and not self._finished.done():
+            self._finished.set_result(None)
 
-                self._progress = ipywidgets.IntProgress(
-                    min=0, max=max(1, len(self.jobs)), description=self.model or self.endpoint_id
-                )
-                self._counts = ipywidgets.HTML()
-                self._progress.add_class("rp-batch-progress")
-                self._counts.add_class("rp-batch-counts")
-                self._widget = ipywidgets.VBox([ipywidgets.HBox([self._progress, self._counts])])
-                self._widget.add_class("rp-batch")
-        self._update_widget()
-        return self._widget
-
-    def _update_widget(self) -> None:
-        if self._progress is None or self._counts is None:
-            return
-        counts = self.counts()
-        self._progress.value = counts["done"] + counts["failed"]
-        self._progress.bar_style = (
-            "danger" if counts["failed"] else "success" if counts["running"] == 0 else "info"
-        )
-        self._counts.value = self._summary(counts)
-
-    def _summary(self, counts: dict[str, int] | None = None) -> str:
+    def summary(self, counts: dict[str, int] | None = None) -> str:
+        """ "3 of 5 done, 1 failed, 1 running": the words a progress display shows."""
         counts = counts or self.counts()
         text = f"{counts['done']} of {counts['total']} done"
         if counts["failed"]:
@@ -217,20 +190,12 @@ class Batch:
             text += f", {counts['running']} running"
         return text
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        if not _in_kernel():
-            return {"text/plain": repr(self)}
-        return {**self.widget._repr_mimebundle_(), "text/plain": repr(self)}
-
     def __repr__(self) -> str:
-        return f"<Batch of {len(self.jobs)} {self.model or 'jobs'} on {self.endpoint_id}: {self._summary()}>"
+        return f"<Batch of {len(self._jobs)} {self.model or 'jobs'} on {self.endpoint_id}: {self.summary()}>"
 
 
-def _in_kernel() -> bool:
-    """Whether a Jupyter kernel (which can show widgets) runs this code, not a script or terminal."""
+def _cancel_one(job: Job) -> JobStatus | RunpodError:
     try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
+        return job.cancel()
+    except RunpodError as exc:
+        return exc

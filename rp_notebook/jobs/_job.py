@@ -1,19 +1,28 @@
-"""Job: the handle a magic or `submit()` returns at once, while the job runs elsewhere.
+"""Job: the state of one Runpod job, and a future of its result.
 
-A Job is a future with a face. The job manager's thread feeds it status bodies; it keeps the
-latest state, resolves a `concurrent.futures.Future` when the job ends, and re-renders every
-place it is displayed (`display_id`s) so the notebook output turns from a status line into the
-result without the kernel ever blocking.
+A Job is data plus a future. The job manager (`_manager`) keeps it current from its event loop:
+`submitted` when the run is answered, `apply` for each status body, `add_parts` for what `/stream`
+hands out, `poll_failed` when a poll did not get through, `finish` at the end. Everything that
+shows a job or keeps a record of it watches from outside through `subscribe` (the notebook
+display and the streaming player in `rp_notebook.views`, the ledger in `_recorder`, batches in
+`_batch`); this module knows none of them.
 
-    job.result(timeout=None)   block until the end; return the typed result or raise JobError
+    job.status                 a JobStatus, every state a member (SUBMITTING before Runpod answers)
+    job.result(timeout=None)   block until the end; return the typed result or raise a JobError
     await job                  the same, without blocking the event loop
-    job.cancel()               ask Runpod to cancel; queued jobs never start, running ones are stopped
+    job.cancel() / retry()     ask Runpod, through the manager (`JobControl`)
+    job.subscribe(fn)          fn(JobUpdate) after every change, on the manager's thread
+
+Subscribers run on the manager's event-loop thread: they must be quick and must not block (a
+view sets widget traits or queues a re-render); an exception in one is logged and does not stop
+the others or the job.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
+import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -21,21 +30,19 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from .. import display
-from ..client import TERMINAL_STATES, JobsClient, JobStatus
-from ..errors import JobCancelledError, JobFailedError, JobTimedOutError, RunpodError, WaitTimeoutError
-from ..results import decode_output
+from ..client import TERMINAL_STATES, JobStatus
+from ..errors import RunpodError, WaitTimeoutError
 
-if TYPE_CHECKING:
-    from ._manager import JobManager
+__all__ = ["WATCH_NEW_JOBS", "Job", "JobControl", "JobUpdate", "watching_new_jobs"]
 
-__all__ = ["WATCH_NEW_JOBS", "Job", "watching_new_jobs"]
+log = logging.getLogger(__name__)
 
 #: Jobs created while this is True start out watched (see Job.watch), so that even their first
 #: poll is a short one: a panel or a magic sets it around its submit, as watch() after it would
-#: come too late (the first long-poll starts inside submit()).
+#: come too late (the first long-poll starts as soon as the run is answered).
 WATCH_NEW_JOBS: ContextVar[bool] = ContextVar("rp_notebook_watch_new_jobs", default=False)
 
 
@@ -49,48 +56,77 @@ def watching_new_jobs() -> Iterator[None]:
         WATCH_NEW_JOBS.reset(token)
 
 
+@dataclass(frozen=True)
+class JobUpdate:
+    """What changed in one step of a job (a subscriber's argument)."""
+
+    job: Job
+    #: The status differs from before this step.
+    status_changed: bool = False
+    #: Parts that arrived from /stream in this step (TTS: dicts with base64 "audio").
+    new_parts: tuple[Any, ...] = ()
+    #: The job ended in this step: `result()` answers at once from now on.
+    ended: bool = False
+
+
+class JobControl(Protocol):
+    """What a Job asks of whoever follows it (the JobManager)."""
+
+    def cancel(self, job: Job) -> JobStatus: ...
+
+    def retry(self, job: Job) -> None: ...
+
+    def refresh(self, job: Job) -> JobStatus: ...
+
+    def watch(self, job: Job) -> None: ...
+
+
+Subscriber = Callable[[JobUpdate], None]
+
+
 class Job:
-    """A Runpod job in flight or finished. Created by JobManager.submit / attach."""
+    """A Runpod job in flight or finished. Made by JobManager.submit / submit_many / attach."""
 
     def __init__(
         self,
-        manager: JobManager,
-        client: JobsClient | None,
         endpoint_id: str,
-        job_id: str,
+        job_id: str = "",
         *,
         model: str | None = None,
-        status: str = JobStatus.IN_QUEUE,
-        submitted_at: float | None = None,
         input: dict[str, Any] | None = None,
+        status: JobStatus = JobStatus.SUBMITTING,
+        base_url: str = "",
+        submitted_at: float | None = None,
         streams: bool = False,
+        control: JobControl | None = None,
     ) -> None:
+        #: Runpod's job id; "" while the run request is in flight (SUBMITTING).
         self.id = job_id
         self.endpoint_id = endpoint_id
         self.model = model
-        self.status: str = status
+        #: The input as sent (media fields included); what the panels show as "parameters".
+        self.input: dict[str, Any] = input or {}
+        self.status = status
+        #: The job API this job lives on (its ledger key, with the endpoint and job ids).
+        self.base_url = base_url
         self.submitted_at = submitted_at or time.time()
         self.ended_at: float | None = None
-        #: The last body the server sent for this job.
+        #: The last body the server sent (its `output` is dropped once decoded into the result).
         self.body: dict[str, Any] = {}
         #: The last problem talking to the server while polling (the job itself may be fine).
         self.last_poll_error: RunpodError | None = None
         #: The worker streams its result part by part (TTS with `stream`): the manager reads /stream.
         self.streams = streams
-        #: Parts received from /stream so far, in order (for TTS: dicts with base64 "audio").
+        #: Parts received from /stream so far, in order (their audio is dropped at the end, when the
+        #: whole result holds it).
         self.parts: list[Any] = []
-        #: The input as sent (media fields included); what the panels show as "parameters".
-        self.input: dict[str, Any] = input or {}
-        self._player: Any = None
-        self._manager = manager
-        self._client = client
-        #: The job API this job lives on (its ledger key, with the endpoint and job ids).
-        self.base_url = client.http.base_url if client is not None else ""
+        #: Followed in short polling rounds, so that whatever shows it stays live.
+        self.watched = WATCH_NEW_JOBS.get()
+        self._control = control
         self._future: Future[Any] = Future()
         self._lock = threading.Lock()
-        self._display_ids: list[str] = []
-        self._callbacks: list[Callable[[Job], None]] = []
-        self._watched = WATCH_NEW_JOBS.get()
+        self._subscribers: list[Subscriber] = []
+        self._done_callbacks: list[Callable[[Job], None]] = []
 
     # -- state ------------------------------------------------------------------------------------
 
@@ -99,7 +135,8 @@ class Job:
 
     @property
     def output(self) -> Any:
-        """The raw `output` of the last body: the result when COMPLETED, progress while running."""
+        """The raw `output` of the last body: progress while running; the result of an endpoint of
+        unknown model once COMPLETED (a typed result keeps its data in `result()` instead)."""
         return self.body.get("output")
 
     @property
@@ -119,7 +156,13 @@ class Job:
 
     @property
     def worker_id(self) -> str | None:
-        return self.body.get("workerId")
+        worker = self.body.get("workerId")
+        return worker if isinstance(worker, str) else None
+
+    @property
+    def format(self) -> str:
+        """The audio format the input asks for (TTS), "wav" by default."""
+        return str(self.input.get("format") or "wav")
 
     def result(self, timeout: float | None = None) -> Any:
         """The typed result (e.g. AudioResult). Raises JobFailedError & co, or WaitTimeoutError."""
@@ -127,143 +170,160 @@ class Job:
             return self._future.result(timeout=timeout)
         except FutureTimeout:
             raise WaitTimeoutError(
-                f"job {self.id} is still {self.status} after waiting {timeout} s; it keeps running "
-                "(call .result() again, or .cancel())"
+                f"job {self.id or '(being submitted)'} is still {self.status} after waiting {timeout} s; it keeps "
+                "running (call .result() again, or .cancel())",
+                endpoint_id=self.endpoint_id,
+                job_id=self.id or None,
             ) from None
 
     def exception(self, timeout: float | None = None) -> BaseException | None:
         try:
             return self._future.exception(timeout=timeout)
         except FutureTimeout:
-            raise WaitTimeoutError(f"job {self.id} is still {self.status}") from None
+            raise WaitTimeoutError(
+                f"job {self.id} is still {self.status}", endpoint_id=self.endpoint_id, job_id=self.id or None
+            ) from None
 
     def __await__(self) -> Generator[Any, None, Any]:
         return asyncio.wrap_future(self._future).__await__()
 
     def add_done_callback(self, fn: Callable[[Job], None]) -> None:
-        """Call `fn(job)` when the job ends (at once if it already has), from the poller thread."""
+        """Call `fn(job)` when the job ends (at once if it already has), on the manager's thread."""
         with self._lock:
             if not self.done():
-                self._callbacks.append(fn)
+                self._done_callbacks.append(fn)
                 return
         fn(self)
 
-    # -- control ----------------------------------------------------------------------------------
+    def subscribe(self, fn: Subscriber) -> Callable[[], None]:
+        """Call `fn(update)` after each change from now on; returns a function that unsubscribes."""
+        with self._lock:
+            self._subscribers.append(fn)
 
-    def cancel(self) -> str:
+        def unsubscribe() -> None:
+            with self._lock, contextlib.suppress(ValueError):
+                self._subscribers.remove(fn)
+
+        return unsubscribe
+
+    # -- control (through the manager) -----------------------------------------------------------
+
+    def cancel(self) -> JobStatus:
         """Cancel on the server. Returns the status it answered (CANCELLED, or the end state it had)."""
-        if self.done():
-            return self.status
-        body = self._connected().cancel(self.endpoint_id, self.id)
-        self._apply({**self.body, **body})
-        self._manager.wake()
-        return self.status
+        return self._controlled().cancel(self)
 
     def retry(self) -> None:
         """Re-run a FAILED or TIMED_OUT job (same id, same input) and follow it again."""
-        if self.status not in (JobStatus.FAILED, JobStatus.TIMED_OUT):
-            raise RunpodError(f"job {self.id} is {self.status}; only FAILED or TIMED_OUT jobs can be retried")
-        body = self._connected().retry(self.endpoint_id, self.id)
-        with self._lock:
-            self._future = Future()
-            self.ended_at = None
-            self.body = {}
-        self.status = str(body.get("status", JobStatus.IN_QUEUE))
-        self._manager.recorder.submitted(self, retried=True)
-        self._apply(body)
-        self._manager.track(self)
+        self._controlled().retry(self)
 
-    def refresh(self) -> str:
-        """Ask the server for the status now (the poller does this on its own)."""
-        self._apply(self._connected().status(self.endpoint_id, self.id))
-        return self.status
+    def refresh(self) -> JobStatus:
+        """Ask the server for the status now (the manager does this on its own)."""
+        return self._controlled().refresh(self)
 
-    def _connected(self) -> JobsClient:
-        if self._client is None:
-            raise RunpodError(
-                f"job {self.id} was loaded from the job ledger without an API key; set the key to reach Runpod"
-            )
-        return self._client
+    def watch(self) -> None:
+        """Follow this job in short polling rounds, as whatever shows it live needs."""
+        self.watched = True
+        if self._control is not None:
+            self._control.watch(self)
 
-    # -- fed by the manager -----------------------------------------------------------------------
+    def _controlled(self) -> JobControl:
+        if self._control is None:
+            raise RunpodError(f"job {self.id} is followed by no job manager", job_id=self.id)
+        return self._control
 
-    def _apply(self, body: dict[str, Any]) -> None:
-        """Take a status body from the server; resolve the future on an end state."""
+    # -- changes (made by the manager, on its event loop) ------------------------------------------
+
+    def submitted(self, job_id: str, body: dict[str, Any]) -> None:
+        """Runpod answered the run: the job has its id and its first status."""
+        self.id = job_id
+        self.apply(body)
+
+    def apply(self, body: dict[str, Any]) -> bool:
+        """Take a status body from the server (not an end: `finish` is); True if the status changed."""
         with self._lock:
             if self.done():
-                return
+                return False
+            previous = self.status
             self.body = body
-            previous, self.status = self.status, str(body.get("status", self.status))
+            self.status = _status_of(body, previous)
             self.last_poll_error = None
-            ended = self.status in TERMINAL_STATES
-        if ended:
-            # Decoding may download result files: done outside the lock, so displays stay live.
-            result, error = self._outcome(body)
-            # Saved before anyone can see it: a kernel that dies now still has the result on disk.
-            self._manager.recorder.status(
-                self, ended=True, error=None if error is None else str(error), result=result
-            )
-            self._resolve(result, error)
-        else:
-            if self.status != previous:
-                self._manager.recorder.status(self)
-            self.refresh_display()
+        changed = self.status != previous
+        self._notify(JobUpdate(self, status_changed=changed))
+        return changed
 
-    def _apply_stream(self, body: dict[str, Any]) -> None:
-        """Take a /stream answer: new parts (reading consumed them on the server) and the status."""
-        new = [item.get("output") for item in body.get("stream") or [] if isinstance(item, dict)]
-        parts = [part for part in new if isinstance(part, dict) and not part.get("final")]
+    def add_parts(self, parts: list[Any], status: Any) -> None:
+        """Parts from a /stream read, and the status it gave (reading consumed them on the server)."""
         with self._lock:
             if self.done():
                 return
+            previous = self.status
             self.parts.extend(parts)
-            status = body.get("status")
             if status and status not in TERMINAL_STATES:
-                self.status = str(status)
-        if self._player is not None:
-            for part in parts:
-                if isinstance(part.get("audio"), str):
-                    self._player.add_part(base64.b64decode(part["audio"]), int(part.get("chunks") or 0))
-        self.refresh_display()
+                self.status = _status_of({"status": status}, previous)
+        self._notify(JobUpdate(self, status_changed=self.status != previous, new_parts=tuple(parts)))
 
-    def _outcome(self, body: dict[str, Any]) -> tuple[Any, RunpodError | None]:
-        status = str(body.get("status"))
-        if status == JobStatus.COMPLETED:
-            try:
-                return decode_output(self.model, body.get("output"), self.id), None
-            except RunpodError as exc:
-                return None, exc
-        if status == JobStatus.FAILED:
-            return None, JobFailedError(self.id, body.get("error"))
-        if status == JobStatus.CANCELLED:
-            return None, JobCancelledError(f"job {self.id} was cancelled", job_id=self.id, status=status)
-        return None, JobTimedOutError(
-            f"job {self.id} timed out on the endpoint after {self.execution_time or 0:.0f} s of execution "
-            "(raise the endpoint's or the request's executionTimeout)",
-            job_id=self.id,
-            status=status,
-        )
+    def poll_failed(self, error: RunpodError) -> None:
+        """A poll did not get through (the manager tries again); shown until the next answer."""
+        self.last_poll_error = error
+        self._notify(JobUpdate(self))
 
-    def _resolve(self, result: Any, error: RunpodError | None) -> None:
+    def finish(
+        self,
+        body: dict[str, Any] | None = None,
+        *,
+        result: Any = None,
+        error: BaseException | None = None,
+        status: JobStatus | None = None,
+    ) -> None:
+        """The end: the last body (if any), and the result or the error `result()` gives from now on.
+        `status` overrides the body's (SUBMIT_FAILED, or UNKNOWN for a job that cannot be followed).
+
+        The raw output is dropped from `body` when `result` is a decoded object built from it, and
+        the parts' audio when the whole result holds it: results are not kept twice.
+        """
         with self._lock:
             if self.done():
                 return
+            previous = self.status
+            if body is not None:
+                self.body = body
+                self.status = _status_of(body, previous)
+                if result is not None and result is not body.get("output"):
+                    self.body = {k: v for k, v in body.items() if k != "output"}
+            if status is not None:
+                self.status = status
+            self.parts = [_without_audio(part) for part in self.parts]
             self.ended_at = time.time()
             if error is None:
                 self._future.set_result(result)
             else:
                 self._future.set_exception(error)
-            callbacks, self._callbacks = self._callbacks, []
-        self.refresh_display()
-        for fn in callbacks:
-            fn(self)
+        self._notify(JobUpdate(self, status_changed=self.status != previous, ended=True))
 
-    def _fail(self, error: RunpodError) -> None:
-        """The job cannot be followed any more (it expired, or the key was refused)."""
-        self._manager.recorder.status(self, ended=True, error=str(error))
-        self._resolve(None, error)
+    def restart(self, body: dict[str, Any]) -> None:
+        """Runpod accepted a retry: the same job id runs again, with a new future."""
+        with self._lock:
+            self._future = Future()
+            self.ended_at = None
+            self.body = {}
+            self.parts = []
+            previous, self.status = self.status, JobStatus.IN_QUEUE
+        self.apply(body)
+        if self.status == previous:
+            self._notify(JobUpdate(self, status_changed=True))
 
-    # -- display ----------------------------------------------------------------------------------
+    def _notify(self, update: JobUpdate) -> None:
+        with self._lock:
+            subscribers = list(self._subscribers)
+            done_callbacks: list[Callable[[Job], None]] = []
+            if update.ended:  # done-callbacks are one-shot; subscribers stay (a retry runs again)
+                done_callbacks, self._done_callbacks = self._done_callbacks, []
+        for subscriber in subscribers:
+            _safely(subscriber, update)
+        for callback in done_callbacks:
+            _safely(callback, self)
+
+    # -- text --------------------------------------------------------------------------------------
 
     def timing_summary(self) -> str:
         if self.done():
@@ -286,57 +346,24 @@ class Job:
             return f"retrying: {self.last_poll_error}"
         return ""
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        return display.job_bundle(self)
-
-    @property
-    def player(self) -> Any:
-        """The live player of a streaming TTS job (created when the job is first displayed)."""
-        return self._player
-
-    def _ipython_display_(self) -> None:
-        # Displayed with an id so the poller thread can replace it in place as the job moves on.
-        from IPython.display import display as ipy_display
-
-        if self.streams and self._player is None and not self.done():
-            from ..widgets._stream_player import StreamingAudioPlayer
-
-            self._player = StreamingAudioPlayer(mime=display.AUDIO_MIME.get(self._format(), "audio/wav"))
-
-        handle = ipy_display(display.job_bundle(self), raw=True, display_id=True)
-        if handle is not None:
-            self._display_ids.append(handle.display_id)
-            self._manager.wake()
-
-    def refresh_display(self) -> None:
-        if self._player is not None:
-            self._player.status = display.job_bundle(self)["text/plain"].splitlines()[0]
-            if not self.done():
-                return  # the player shows status and parts itself; re-rendering would flicker
-            result = self._future.result() if self._future.exception() is None else None
-            if result is not None and not self._player.done:
-                self._player.whole = result.data
-                self._player.done = True
-        if not self._display_ids:
-            return
-        from IPython.display import update_display
-
-        bundle = display.job_bundle(self)
-        for display_id in self._display_ids:
-            update_display(bundle, raw=True, display_id=display_id)
-
-    def watch(self) -> None:
-        """Follow this job in short polling rounds, as a displayed one is: a panel shows its live state."""
-        self._watched = True
-        self._manager.wake()
-
-    def _format(self) -> str:
-        return str(self.input.get("format") or "wav")
-
-    @property
-    def is_displayed(self) -> bool:
-        # The manager polls displayed (or watched) jobs in short rounds so status and progress stay live.
-        return bool(self._display_ids) or self._watched
-
     def __repr__(self) -> str:
-        return f"<Job {self.id} on {self.endpoint_id}: {self.status}>"
+        return f"<Job {self.id or '(submitting)'} on {self.endpoint_id}: {self.status}>"
+
+
+def _status_of(body: dict[str, Any], default: JobStatus) -> JobStatus:
+    try:
+        return JobStatus(str(body.get("status")))
+    except ValueError:  # a state Runpod may add later: keep the last known one rather than guess
+        return default
+
+
+def _safely(fn: Callable[[Any], object], argument: Any) -> None:
+    try:
+        fn(argument)
+    except Exception:
+        # A view's problem must never stop the job, the ledger or the other views.
+        log.warning("rp_notebook: a subscriber of a job failed (%r)", fn, exc_info=True)
+
+
+def _without_audio(part: Any) -> Any:
+    return {k: v for k, v in part.items() if k != "audio"} if isinstance(part, dict) else part

@@ -1,61 +1,67 @@
-"""JobManager: one per process; submits jobs and follows all of them from a pool of poll threads.
+"""JobManager: one per process; submits jobs and follows every one of them from one event loop.
 
-Why threads and not the kernel's asyncio loop: under ipykernel 7 tasks created in a cell can stall
-until the next cell runs (shared/docs/jupyter-ecosystem.md §3.2), and threads also work in plain
-scripts and the CLI. Blocking `requests` calls release the GIL, so the kernel stays responsive.
+All the job API traffic of a process goes through the manager's `IOLoop` (`_io`): one background
+thread, one asyncio loop, one aiohttp session per (API, key) with kept-alive connections
+(`client.AsyncJobsClient`). Why that design, measured: `_io`'s docstring and bench/README.md.
 
-How jobs are followed (sized for hundreds in flight):
+How a job is followed (sized for thousands in flight):
 
 - A job costs one `run`, then usually one `status-sync`: a server-side long-poll that answers the
-  moment the job ends, so its end reaches the notebook at once.
-- Each endpoint has its own queue of jobs to poll, oldest first, and its own `max_concurrent_polls`
-  slots (Runpod limits per endpoint too). Oldest first is what makes a few slots enough: Runpod's
-  queue is FIFO, so every running job is older than every queued one, and with at least as many
-  slots as jobs running on the endpoint, every running job is being long-polled while queued ones
-  (which cannot end before they run) wait for a slot. Per-endpoint slots mean a backlog of 500 jobs
-  on one endpoint never makes another endpoint's job wait for a slot.
-- The poll threads take the next job themselves, with no scheduler in between; they are started
-  when there is work for them, sleep on a condition when there is none (no polling of our own) and
-  end after 30 s without work.
-- Long-polls last `long_poll_ms` (60 s): a job that runs for a minute costs a single status-sync.
-  Displayed jobs poll in short rounds instead, so their line shows IN_QUEUE -> IN_PROGRESS and
-  the worker's progress as they happen.
+  moment the job ends, so its end reaches the notebook at once. Each job is one small task on the
+  loop that long-polls until its end; there is no scheduler in between.
+- Per endpoint, at most `max_concurrent_polls` long-polls are in flight (default 300, under
+  Runpod's 400 concurrent status requests per endpoint, with room for everything else); the rest
+  wait for a slot in submission order. A job that is running holds its slot until it ends, so even
+  200 jobs on a worker that runs them all at once are each noticed the moment they end.
+- Long-polls last `long_poll_ms` (60 s): a job that runs for a minute costs one status-sync.
+  Watched jobs (on screen: a magic's output, a panel) poll in short rounds instead, so their line
+  shows IN_QUEUE -> IN_PROGRESS and the worker's progress as they happen.
 - Where a server lacks status-sync, plain `status` is polled with a backoff (0.25 s growing to 3 s).
-- A job that streams its result (`Job.streams`: TTS with `stream`, submitted alone) reads `/stream`
-  every 0.25 s while it runs (backing off to 2 s while it is queued), so its parts reach the player
-  as they are made; once the stream says the job ended, one status-sync fetches the whole result.
-  Jobs of `submit_many` do not: nobody plays 500 parts lists, and it would cost a request per job
-  every quarter second.
-- Poll errors (network, 5xx, 429) are kept on the job and shown in its display, and polling goes
-  on with a backoff: the result stays on Runpod for 30 minutes after the job ends. A job the
-  server no longer knows (404) or a refused key ends the handle with that error.
-- Every request goes through the client's RequestBudget (client/_budget.py), so 500 jobs never
-  burst past the endpoint's rate or concurrency limits, and a 429 pauses every thread at once.
-- Once a second, a small display thread re-renders displayed jobs that are still running.
+- A job that streams its result (TTS with `stream`, submitted alone) reads `/stream` every 0.25 s
+  while it runs (backing off to 2 s while queued), so its parts reach the player as they are made;
+  once the stream says the job ended, one status-sync fetches the whole result.
+- Poll errors (network, 5xx, 429) are kept on the job and shown, and polling goes on with a
+  backoff: the result stays on Runpod for 30 minutes after the job ends. A job the server no longer
+  knows (404) or a refused key ends the job with a JobLostError.
+- Every request goes through the request budget (client/_budget.py), so thousands of jobs never
+  burst past the endpoint's rate or concurrency limits, and a 429 pauses every caller at once.
+- `submit_many` returns its jobs at once, SUBMITTING, and sends the runs from the loop, a few in
+  flight at a time: a notebook cell that queues 500 jobs returns immediately.
 
-Nothing paid for is lost (`_ledger.py`): every job is written to the user's job ledger when its
-`run` is answered, each status change is recorded, and a result is saved to the results folder
-before `job.result()` sees it. After a kernel restart, `recover()` follows the jobs the ledger
-still has in flight on this API, and `resume(job_id)` gives one job back: from its saved result
-if it ended, else by following it on Runpod. The ledger is best effort: if it cannot be written
-(a read-only disk), one warning says so and the jobs go on in memory.
+Nothing paid for is lost (`_ledger`, `_recorder`): every job is written to the user's job ledger
+when its `run` is answered, each status change is recorded, and a result is saved to the results
+folder before `job.result()` sees it. After a kernel restart, `recover()` follows the jobs the
+ledger still has in flight on this API, and `resume(job_id)` gives one job back: from its saved
+result if it ended, else by following it on Runpod.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import contextlib
 import dataclasses
-import heapq
-import itertools
 import threading
-import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Unpack
 
-from ..client import TERMINAL_STATES, JobsClient, JobStatus, RequestBudget
+from ..client import TERMINAL_STATES, AsyncJobsClient, JobsClient, JobStatus, RequestBudget, RunOptions
 from ..config import Secret, Settings, current_settings
-from ..errors import AuthenticationError, ConfigurationError, InputError, NotFoundError, RunpodError
+from ..errors import (
+    AuthenticationError,
+    InputError,
+    JobCancelledError,
+    JobFailedError,
+    JobLostError,
+    JobTimedOutError,
+    NotFoundError,
+    RetryRefusedError,
+    RunpodError,
+)
+from ..results import decode_output
+from ._io import IOLoop
 from ._job import Job
 from ._ledger import Ledger, LedgerEntry
 from ._recorder import USER_LEDGER, JobRecorder
@@ -64,51 +70,39 @@ from ._saved import load_result
 __all__ = ["JobManager", "get_manager"]
 
 LONG_POLL_MS = 60_000
-#: status-sync answers only at the end; a displayed job polls in shorter rounds so its line shows
+#: status-sync answers only at the end; a watched job polls in shorter rounds so its line shows
 #: IN_QUEUE -> IN_PROGRESS and the worker's progress as they happen.
-DISPLAYED_LONG_POLL_MS = 2_000
-MAX_CONCURRENT_POLLS = 32
+WATCHED_LONG_POLL_MS = 2_000
+MAX_CONCURRENT_POLLS = 300
+SUBMIT_PARALLEL = 32
 STREAM_POLL_S = 0.25
 STREAM_QUEUED_MAX_DELAY = 2.0
 FALLBACK_FIRST_DELAY = 0.25
 FALLBACK_MAX_DELAY = 3.0
 ERROR_MAX_DELAY = 10.0
-DISPLAY_TICK = 1.0
-IDLE_THREAD_EXIT_S = 30.0
 
-_EndpointKey = tuple[str, str]  # (job API base URL, endpoint id)
+_ClientKey = tuple[str, Secret]  # (job API base URL, key)
+#: Models whose results may be URLs the decoder downloads (layers through S3), so decoded in a thread.
+_DECODES_WITH_DOWNLOADS = frozenset({"layers"})
 
 
 @dataclass(eq=False)
 class _Followed:
-    """The manager's bookkeeping for one job it follows."""
+    """What the manager keeps about a job besides the Job itself."""
 
-    job: Job
-    endpoint: _EndpointKey
-    queued: bool = False  # waiting in a ready queue or in `_later`
-    polling: bool = False
-    failures: int = 0
-    fallback_delay: float = 0.0
-    stream_delay: float = 0.0
-    stream_ended: bool = False  # /stream said the job ended: the result comes from status-sync
-
-
-@dataclass(eq=False)
-class _EndpointQueue:
-    """Jobs of one endpoint that are due for a poll (a heap, oldest first) and its polls in flight."""
-
-    ready: list[tuple[float, int, _Followed]] = field(default_factory=list)
-    polling: int = 0
+    settings: Settings  # the API and key it was submitted with
+    task: asyncio.Task[None] | None = None  # its poll loop, on the event loop
+    #: Set while its run request is on its way (on the loop); a cancel then waits for the answer.
+    sending: asyncio.Event | None = None
 
 
 class JobManager:
-    """Submits jobs and follows every job of this process until it ends.
+    """Submits jobs and follows every job of this process until it ends (see the module docstring).
 
-    max_concurrent_polls: long-polls in flight per endpoint (see the module docstring for why this
-    is enough). long_poll_ms: how long one status-sync may wait (1,000-90,000).
-    budget: the clients' RequestBudget; None shares the process-wide one (Runpod's limits).
-    ledger: where jobs and results are recorded: the user's ledger (default), another `Ledger`,
-    or None to keep nothing on disk.
+    max_concurrent_polls: long-polls in flight per endpoint. long_poll_ms: how long one status-sync
+    may wait (1,000-90,000). budget: the request budget; None shares the process-wide one
+    (Runpod's limits). ledger: where jobs and results are recorded: the user's ledger (default),
+    another `Ledger`, or None to keep nothing on disk.
     """
 
     def __init__(
@@ -124,35 +118,39 @@ class JobManager:
         self.max_concurrent_polls = max_concurrent_polls
         self.long_poll_ms = long_poll_ms
         self._budget = budget
-        #: Writes every job and result to the ledger (the Jobs call it on each change).
+        #: Writes every job and result to the ledger, on its own thread.
         self.recorder = JobRecorder(ledger)
-        self._cond = threading.Condition()
-        self._all: dict[str, Job] = {}
-        self._clients: dict[tuple[str, Secret], JobsClient] = {}
+        self._io = IOLoop()
+        self._lock = threading.Lock()
+        self._all: dict[str, Job] = {}  # by job id (jobs still SUBMITTING are in _submitting)
+        self._submitting: set[Job] = set()
         self._followed: dict[Job, _Followed] = {}
-        self._queues: dict[_EndpointKey, _EndpointQueue] = {}
-        self._later: list[tuple[float, int, _Followed]] = []  # (due time, seq, job): backoffs
-        self._seq = itertools.count()  # heap tie-breaker: entries never compare _Followed
-        self._threads = 0
-        self._ticker: threading.Thread | None = None
+        self._clients: dict[_ClientKey, JobsClient] = {}
+        self._aclients: dict[_ClientKey, AsyncJobsClient] = {}  # used on the loop only
+        self._slots: dict[tuple[str, str], asyncio.Semaphore] = {}  # on the loop only
         self._closed = False
-        self._closed_event = threading.Event()  # the display thread sleeps on this, not on _cond
 
-    # -- public -----------------------------------------------------------------------------------
+    # -- clients ----------------------------------------------------------------------------------
 
     def client(self, settings: Settings | None = None) -> JobsClient:
-        """The client for these settings (one per base URL and key, shared by their jobs)."""
+        """A blocking client for these settings (one per base URL and key), for code outside the loop."""
         settings = settings or current_settings()
-        # Keyed by the Secret (hashed by value), so the raw key is not kept around as a dict key.
-        cache_key = (settings.endpoint_base_url, settings.require_key())
-        with self._cond:
-            client = self._clients.get(cache_key)
+        key = (settings.endpoint_base_url, settings.require_key())
+        with self._lock:
+            client = self._clients.get(key)
             if client is None:
-                # Connections for several endpoints' poll threads plus submit threads, kept open.
-                client = self._clients[cache_key] = JobsClient(
-                    settings, budget=self._budget, max_connections=4 * self.max_concurrent_polls + 32
-                )
+                client = self._clients[key] = JobsClient(settings, budget=self._budget)
             return client
+
+    def _aclient(self, settings: Settings) -> AsyncJobsClient:
+        """The loop's client for these settings (created on the loop: its session belongs to it)."""
+        key = (settings.endpoint_base_url, settings.require_key())
+        client = self._aclients.get(key)
+        if client is None:
+            client = self._aclients[key] = AsyncJobsClient(settings, budget=self._budget)
+        return client
+
+    # -- submit -----------------------------------------------------------------------------------
 
     def submit(
         self,
@@ -162,88 +160,61 @@ class JobManager:
         model: str | None = None,
         settings: Settings | None = None,
         follow_stream: bool = True,
-        **run_options: Any,
+        **options: Unpack[RunOptions],
     ) -> Job:
-        """Queue a job (one `run` request, in the calling thread so errors surface here) and follow it.
+        """Queue a job and follow it; waits for the run's answer, so its errors are raised here.
 
         follow_stream: read the parts of a streaming job (input `stream: true`) as they come."""
-        client = self.client(settings)
-        submitted_at = time.time()
-        body = client.run(endpoint_id, input, **run_options)
-        job = Job(
-            self,
-            client,
-            endpoint_id,
-            body["id"],
-            model=model,
-            status=body.get("status", "IN_QUEUE"),
-            submitted_at=submitted_at,
-            input=input,
-            streams=follow_stream and bool(input.get("stream")),
+        settings = settings or current_settings()
+        settings.require_key()  # a missing key is this caller's error, not the loop's
+        job = self._new_job(
+            endpoint_id, input, model, settings, streams=follow_stream and bool(input.get("stream"))
         )
-        job.body = body
-        self.recorder.submitted(job)
-        self.track(job)
+        self._io.run_and_wait(self._submit(job, settings, options, raise_errors=True), "submit()")
         return job
 
     def submit_many(
         self,
         endpoint_id: str,
-        inputs: list[dict[str, Any]],
+        inputs: Sequence[dict[str, Any]],
         *,
         model: str | None = None,
         settings: Settings | None = None,
-        max_parallel: int = 8,
-        **run_options: Any,
-    ) -> list[Job | RunpodError]:
-        """Queue many jobs with a few `run` requests in flight at once; returns, in input order, each
-        Job or the error that kept it from being queued (a batch is not stopped by one bad request).
+        max_parallel: int = SUBMIT_PARALLEL,
+        **options: Unpack[RunOptions],
+    ) -> list[Job]:
+        """One job per input, returned at once (SUBMITTING) in input order; the runs go out from the
+        loop, `max_parallel` at a time, through the endpoint's request budget.
 
-        The runs go through the endpoint's request budget, so a large batch is spread out to stay
-        under the endpoint's `/run` rate limit instead of being refused."""
-        client = self.client(settings)
-
-        def one(payload: dict[str, Any]) -> Job | RunpodError:
-            try:
-                return self.submit(
-                    endpoint_id,
-                    payload,
-                    model=model,
-                    settings=client.settings,
-                    follow_stream=False,
-                    **run_options,
-                )
-            except RunpodError as exc:
-                return exc
-
-        with ThreadPoolExecutor(
-            max(1, min(max_parallel, len(inputs))), thread_name_prefix="rp-notebook-submit"
-        ) as pool:
-            return list(pool.map(one, inputs))
+        A run that fails does not stop the others: its job ends SUBMIT_FAILED with the error (a
+        RunAnswerLostError says a job may have been queued anyway)."""
+        settings = settings or current_settings()
+        settings.require_key()
+        jobs = [self._new_job(endpoint_id, payload, model, settings, streams=False) for payload in inputs]
+        self._io.run(self._submit_all(jobs, settings, options, max(1, max_parallel)))
+        return jobs
 
     def submit_many_in_background(
-        self,
-        endpoint_id: str,
-        inputs: list[dict[str, Any]],
-        **options: Any,
+        self, endpoint_id: str, inputs: Sequence[dict[str, Any]], **options: Any
     ) -> Future[list[Job | RunpodError]]:
-        """`submit_many` without blocking the caller: returns at once a Future of the same list.
-
-        For notebooks: a cell that queues 500 jobs returns immediately and the kernel stays free
-        while the runs are sent; `future.result()` (or `await asyncio.wrap_future(future)`) gives
-        the jobs. Takes the same options as `submit_many`."""
+        """`submit_many`, and a Future of each job or the error that kept it from being queued, done
+        once every run is answered (what scripts that need the job ids wait for)."""
+        jobs = self.submit_many(endpoint_id, inputs, **options)
         future: Future[list[Job | RunpodError]] = Future()
-        settings = options.pop("settings", None) or current_settings()  # read now, in the caller's context
+        remaining = [len(jobs)]
+        lock = threading.Lock()
 
-        def run() -> None:
-            if not future.set_running_or_notify_cancel():
-                return
-            try:
-                future.set_result(self.submit_many(endpoint_id, inputs, settings=settings, **options))
-            except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
-                future.set_exception(exc)
+        def answered(_: Any = None) -> None:
+            with lock:
+                remaining[0] -= 1
+                last = remaining[0] == 0
+            if last:
+                future.set_result([_submitted_or_error(job) for job in jobs])
 
-        threading.Thread(target=run, name="rp-notebook-submit-many", daemon=True).start()
+        if not jobs:
+            future.set_result([])
+        for job in jobs:
+            self._when_answered(job, answered)
         return future
 
     def attach(
@@ -257,22 +228,59 @@ class JobManager:
         input: dict[str, Any] | None = None,
     ) -> Job:
         """Follow a job submitted elsewhere (another kernel, the CLI, the runpod SDK)."""
-        existing = self._all.get(job_id)
+        with self._lock:
+            existing = self._all.get(job_id)
         if existing is not None:
             return existing
+        settings = settings or current_settings()
         job = Job(
-            self,
-            self.client(settings),
             endpoint_id,
             job_id,
             model=model,
-            status="UNKNOWN",
-            submitted_at=submitted_at,
             input=input,
+            status=JobStatus.UNKNOWN,
+            base_url=settings.endpoint_base_url.rstrip("/"),
+            submitted_at=submitted_at,
+            control=self,
         )
+        self._followed[job] = _Followed(settings)
+        self._remember(job)
         self.recorder.submitted(job)
-        self.track(job)
+        self._io.call_soon(self._start_following, job)
         return job
+
+    # -- JobControl: what a Job asks of its manager -------------------------------------------------
+
+    def cancel(self, job: Job) -> JobStatus:
+        if job.done():
+            return job.status
+        answer = self.cancel_many([job])[0]
+        if isinstance(answer, RunpodError):
+            raise answer
+        return answer
+
+    def retry(self, job: Job) -> None:
+        if job.status not in (JobStatus.FAILED, JobStatus.TIMED_OUT):
+            raise RetryRefusedError(
+                f"job {job.id} is {job.status}; only FAILED or TIMED_OUT jobs can be retried",
+                job_id=job.id,
+                status=str(job.status),
+                endpoint_id=job.endpoint_id,
+            )
+        self._io.run_and_wait(self._retry(job), "retry()")
+
+    def cancel_many(self, jobs: Sequence[Job]) -> list[JobStatus | RunpodError]:
+        """Cancel several jobs at once (from the loop, through the endpoint's /cancel budget); per job,
+        the status it ended with or the error of its cancel request. Jobs not yet sent are never sent."""
+        return self._io.run_and_wait(self._cancel_many(list(jobs)), "cancel_many()")
+
+    def refresh(self, job: Job) -> JobStatus:
+        self._io.run_and_wait(self._refresh(job), "refresh()")
+        return job.status
+
+    def watch(self, job: Job) -> None:
+        """Poll a job that just became watched in short rounds now: its long-poll is cut short."""
+        self._io.call_soon(self._restart_following, job)
 
     # -- the ledger: recovery after a restart ------------------------------------------------------
 
@@ -286,16 +294,18 @@ class JobManager:
 
         Jobs recorded against another base URL (another API, an old local endpoint) are left in
         the ledger untouched. A job Runpod no longer knows (its TTL passed, or its result was
-        kept 30 minutes and dropped) ends with NotFoundError, and the ledger records that."""
+        kept 30 minutes and dropped) ends with JobLostError, and the ledger records that."""
         ledger = self.ledger
         if ledger is None:
             return []
         settings = settings or current_settings()
-        base_url = self.client(settings).http.base_url
+        base_url = settings.endpoint_base_url.rstrip("/")
+        with self._lock:
+            known = set(self._all)
         return [
             self._from_entry(entry, settings)
             for entry in ledger.in_flight()
-            if entry.base_url == base_url or entry.job_id in self._all
+            if entry.base_url == base_url or entry.job_id in known
         ]
 
     def earlier_in_flight(self) -> list[LedgerEntry]:
@@ -304,13 +314,14 @@ class JobManager:
         ledger = self.ledger
         if ledger is None:
             return []
-        with self._cond:
+        with self._lock:
             known = set(self._all)
         return [entry for entry in ledger.in_flight() if entry.job_id not in known]
 
     def resume(self, job_id: str, settings: Settings | None = None) -> Job:
         """One job of this or an earlier session: from its saved result if it ended, else followed again."""
-        existing = self._all.get(job_id)
+        with self._lock:
+            existing = self._all.get(job_id)
         if existing is not None:
             return existing
         entries = self.ledger.find(job_id) if self.ledger is not None else []
@@ -323,7 +334,8 @@ class JobManager:
         return self._from_entry(entries[0], settings or current_settings())
 
     def _from_entry(self, entry: LedgerEntry, settings: Settings) -> Job:
-        existing = self._all.get(entry.job_id)
+        with self._lock:
+            existing = self._all.get(entry.job_id)
         if existing is not None:
             return existing
         on_its_api = dataclasses.replace(settings, endpoint_base_url=entry.base_url)
@@ -336,232 +348,344 @@ class JobManager:
                 submitted_at=entry.submitted_at,
                 input=dict(entry.parameters),
             )
-        try:
-            client: JobsClient | None = self.client(on_its_api)
-        except ConfigurationError:
-            client = None  # no key: a saved result still shows; cancel and retry say why they cannot
         job = Job(
-            self,
-            client,
             entry.endpoint_id,
             entry.job_id,
             model=entry.model,
-            status=entry.status,
-            submitted_at=entry.submitted_at,
             input=dict(entry.parameters),
+            status=_known_status(entry.status),
+            base_url=entry.base_url,
+            submitted_at=entry.submitted_at,
+            control=self,
         )
-        job.base_url = entry.base_url
+        self._followed[job] = _Followed(on_its_api)
         if entry.result_path:
             try:
-                job._resolve(load_result(entry.result_path), None)
+                job.finish(result=load_result(entry.result_path))
             except (OSError, ValueError, KeyError) as exc:
-                job._resolve(None, RunpodError(f"job {entry.job_id}: its saved result cannot be read: {exc}"))
+                job.finish(error=self._lost(job, f"its saved result cannot be read: {exc}", exc))
+        elif entry.status in (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMED_OUT):
+            job.finish(error=_end_error(job, {"status": entry.status, "error": entry.error}))
         else:
-            job._resolve(None, RunpodError(f"job {entry.job_id} ended {entry.status}: {entry.error or ''}"))
+            job.finish(
+                error=self._lost(job, f"it ended {entry.status}: {entry.error or 'no result was saved'}")
+            )
         job.ended_at = entry.ended_at
-        with self._cond:
-            self._all[job.id] = job
+        self._remember(job)
         return job
 
     def jobs(self) -> list[Job]:
         """Every job of this process, oldest first."""
-        with self._cond:
-            return sorted(self._all.values(), key=lambda j: j.submitted_at)
-
-    def track(self, job: Job) -> None:
-        """Follow a job until it ends (again, after a retry)."""
-        with self._cond:
-            self._all[job.id] = job
-            followed = self._followed.get(job)
-            if followed is None:
-                endpoint = (job.base_url, job.endpoint_id)
-                followed = self._followed[job] = _Followed(job, endpoint)
-            followed.failures = 0
-            followed.fallback_delay = followed.stream_delay = 0.0
-            followed.stream_ended = False
-            # A job being polled right now is put back by its poll thread when the poll returns.
-            if not followed.polling and not followed.queued:
-                self._make_ready(followed)
-            self._ensure_ticker()
-
-    def wake(self) -> None:
-        with self._cond:
-            self._cond.notify_all()
+        with self._lock:
+            jobs = [*self._all.values(), *self._submitting]
+        return sorted(jobs, key=lambda j: j.submitted_at)
 
     def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        self._closed_event.set()
+        """Stop following (jobs keep running on Runpod) and close the connections."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):
+            self._io.run(self._aclose()).result(10)
+        self._io.stop()
         for client in self._clients.values():
             client.close()
 
-    # -- scheduling (all under self._cond) --------------------------------------------------------
+    # -- on the loop ----------------------------------------------------------------------------------
 
-    def _make_ready(self, followed: _Followed) -> None:
-        queue = self._queues.get(followed.endpoint)
-        if queue is None:
-            queue = self._queues[followed.endpoint] = _EndpointQueue()
-        heapq.heappush(queue.ready, (followed.job.submitted_at, next(self._seq), followed))
-        followed.queued = True
-        self._start_threads_for_work()
-        self._cond.notify()
-
-    def _start_threads_for_work(self) -> None:
-        """Start poll threads until there is one for every poll that could run now."""
-        busy = sum(queue.polling for queue in self._queues.values())
-        takeable = sum(
-            min(len(queue.ready), self.max_concurrent_polls - queue.polling)
-            for queue in self._queues.values()
+    def _new_job(
+        self, endpoint_id: str, input: dict[str, Any], model: str | None, settings: Settings, *, streams: bool
+    ) -> Job:
+        job = Job(
+            endpoint_id,
+            model=model,
+            input=input,
+            base_url=settings.endpoint_base_url.rstrip("/"),
+            streams=streams,
+            control=self,
         )
-        while self._threads < busy + takeable and not self._closed:
-            self._threads += 1
-            threading.Thread(target=self._poll_loop, name="rp-notebook-poll", daemon=True).start()
+        self._followed[job] = _Followed(settings)
+        with self._lock:
+            self._submitting.add(job)
+        return job
 
-    def _take(self) -> _Followed | None:
-        """The oldest due job of an endpoint with a free slot, marked as polling; None if none."""
-        now = time.monotonic()
-        while self._later and self._later[0][0] <= now:
-            _, _, followed = heapq.heappop(self._later)
-            followed.queued = False
-            if followed.job.done():
-                self._followed.pop(followed.job, None)
-            else:
-                self._make_ready(followed)
-        best: _EndpointQueue | None = None
-        for queue in self._queues.values():
-            while queue.ready and queue.ready[0][2].job.done():  # cancelled, or ended elsewhere
-                _, _, followed = heapq.heappop(queue.ready)
-                followed.queued = False
-                self._followed.pop(followed.job, None)
-            if not queue.ready or queue.polling >= self.max_concurrent_polls:
-                continue
-            if best is None or queue.ready[0] < best.ready[0]:
-                best = queue
-        if best is None:
-            return None
-        _, _, followed = heapq.heappop(best.ready)
-        followed.queued = False
-        followed.polling = True
-        best.polling += 1
-        return followed
+    async def _submit_all(
+        self, jobs: list[Job], settings: Settings, options: RunOptions, max_parallel: int
+    ) -> None:
+        gate = asyncio.Semaphore(max_parallel)
 
-    def _next_due_in(self) -> float | None:
-        if not self._later:
-            return None
-        return max(0.001, self._later[0][0] - time.monotonic())
+        async def one(job: Job) -> None:
+            async with gate:
+                await self._submit(job, settings, options, raise_errors=False)
 
-    def _poll_done(self, followed: _Followed, delay: float) -> None:
-        """A poll returned: free its slot, and queue the job again unless it has ended."""
-        with self._cond:
-            followed.polling = False
-            self._queues[followed.endpoint].polling -= 1
-            if followed.job.done():
-                self._followed.pop(followed.job, None)
-            elif delay <= 0:
-                self._make_ready(followed)
-            else:
-                heapq.heappush(self._later, (time.monotonic() + delay, next(self._seq), followed))
-                followed.queued = True
-            self._cond.notify()  # a slot of this endpoint is free
+        await asyncio.gather(*(one(job) for job in jobs))
 
-    # -- the threads ------------------------------------------------------------------------------
-
-    def _poll_loop(self) -> None:
-        while True:
-            with self._cond:
-                followed = None
-                while followed is None:
-                    if self._closed:
-                        self._threads -= 1
-                        return
-                    followed = self._take()
-                    if followed is None:
-                        due_in = self._next_due_in()
-                        woken = self._cond.wait(IDLE_THREAD_EXIT_S if due_in is None else due_in)
-                        if not woken and due_in is None:  # idle a while: end (restarted for new work)
-                            self._threads -= 1
-                            return
-            self._poll(followed)
-
-    def _poll(self, followed: _Followed) -> None:
-        job = followed.job
-        delay = 0.0
+    async def _submit(self, job: Job, settings: Settings, options: RunOptions, *, raise_errors: bool) -> None:
+        followed = self._followed[job]
+        if job.done():  # cancelled before this run went out: nothing is sent
+            return
+        client = self._aclient(settings)
+        followed.sending = asyncio.Event()
         try:
-            if job.streams and not followed.stream_ended:
-                delay = self._read_stream(followed)
-            else:
-                delay = self._read_status(followed)
-            followed.failures = 0
-        except (NotFoundError, AuthenticationError) as exc:
-            job._fail(exc)
+            body = await client.run(job.endpoint_id, job.input, **options)
         except RunpodError as exc:
-            followed.failures += 1
-            job.last_poll_error = exc
-            delay = min(ERROR_MAX_DELAY, 0.5 * 2 ** min(followed.failures, 6))
-            _quietly(job.refresh_display)
-        except Exception as exc:  # noqa: BLE001 - a bug must not kill the poller; the job carries it
-            job._fail(RunpodError(f"internal error while following job {job.id}: {exc!r}"))
+            self._forget_submitting(job)
+            job.finish(error=exc, status=JobStatus.SUBMIT_FAILED)
+            if raise_errors:
+                raise
+            return
         finally:
-            self._poll_done(followed, delay)
+            followed.sending.set()
+        self._remember(job, str(body["id"]))
+        job.submitted(str(body["id"]), body)
+        self.recorder.submitted(job)
+        self._start_following(job)
 
-    def _read_status(self, followed: _Followed) -> float:
-        """One status-sync long-poll (or plain status); returns the delay before the next poll."""
-        job = followed.job
-        client = job._connected()
-        delay = 0.0
-        if client.status_sync_supported:
-            wait_ms = DISPLAYED_LONG_POLL_MS if job.is_displayed else self.long_poll_ms
-            body = client.status_sync(job.endpoint_id, job.id, wait_ms=wait_ms)
-        else:
-            body = client.status(job.endpoint_id, job.id)
-        if not client.status_sync_supported:
-            # Polling without long-poll: quick at first (short jobs), then back off.
-            followed.fallback_delay = min(
-                FALLBACK_MAX_DELAY, followed.fallback_delay * 1.5 or FALLBACK_FIRST_DELAY
-            )
-            delay = followed.fallback_delay
-        job._apply(body)
-        return delay
+    def _start_following(self, job: Job) -> None:
+        followed = self._followed.get(job)
+        if followed is None or job.done() or self._closed:
+            return
+        if followed.task is None or followed.task.done():
+            followed.task = asyncio.get_running_loop().create_task(self._follow(job, followed))
 
-    def _read_stream(self, followed: _Followed) -> float:
-        """One /stream read: new parts to the job; returns the delay before the next read."""
-        job = followed.job
-        body = job._connected().stream(job.endpoint_id, job.id)
-        job._apply_stream(body)
-        status = body.get("status")
-        if status in TERMINAL_STATES:
-            followed.stream_ended = True  # every part has been read; status-sync answers at once
-            return 0.0
-        if status == JobStatus.IN_QUEUE:
-            followed.stream_delay = min(STREAM_QUEUED_MAX_DELAY, followed.stream_delay * 1.5 or STREAM_POLL_S)
-            return followed.stream_delay
-        followed.stream_delay = 0.0
-        return STREAM_POLL_S
+    def _restart_following(self, job: Job) -> None:
+        followed = self._followed.get(job)
+        if followed is not None and followed.task is not None and not job.streams:
+            followed.task.cancel()  # a long-poll is safe to drop: asking again changes nothing
+            followed.task = None
+        self._start_following(job)
 
-    def _ensure_ticker(self) -> None:
-        if self._ticker is None and not self._closed:
-            self._ticker = threading.Thread(target=self._tick_loop, name="rp-notebook-display", daemon=True)
-            self._ticker.start()
-
-    def _tick_loop(self) -> None:
-        """Re-render running displayed jobs once a second (elapsed time); ends when nothing is followed."""
-        while True:
-            # Not a wait on _cond: a notify meant for a poll thread must never be spent here.
-            self._closed_event.wait(DISPLAY_TICK)
-            with self._cond:
-                if self._closed or not self._followed:
-                    self._ticker = None
+    async def _follow(self, job: Job, followed: _Followed) -> None:
+        """Poll one job until it ends (the loop of the module docstring)."""
+        client = self._aclient(followed.settings)
+        slots = self._slots_of(client.http.base_url, job.endpoint_id)
+        failures = 0
+        fallback_delay = stream_delay = 0.0
+        stream_ended = False
+        try:
+            while not job.done():
+                delay = 0.0
+                try:
+                    async with slots:
+                        if job.streams and not stream_ended:
+                            body = await client.stream(job.endpoint_id, job.id)
+                            status = body.get("status")
+                            job.add_parts(_new_parts(body), status)
+                            if status in TERMINAL_STATES:
+                                stream_ended = True  # every part is read; status-sync answers at once
+                            elif status == JobStatus.IN_QUEUE:
+                                stream_delay = min(
+                                    STREAM_QUEUED_MAX_DELAY, stream_delay * 1.5 or STREAM_POLL_S
+                                )
+                                delay = stream_delay
+                            else:
+                                delay = STREAM_POLL_S
+                        else:
+                            wait_ms = WATCHED_LONG_POLL_MS if job.watched else self.long_poll_ms
+                            body = await client.status_sync(job.endpoint_id, job.id, wait_ms=wait_ms)
+                            if body.get("status") in TERMINAL_STATES:
+                                await self._end(job, body)
+                                return
+                            job.apply(body)
+                            if not client.status_sync_supported:  # plain polling: back off
+                                fallback_delay = min(
+                                    FALLBACK_MAX_DELAY, fallback_delay * 1.5 or FALLBACK_FIRST_DELAY
+                                )
+                                delay = fallback_delay
+                    failures = 0
+                except (NotFoundError, AuthenticationError) as exc:
+                    await self._give_up(job, f"can no longer be followed: {_without_subject(exc, job)}", exc)
                     return
-                displayed = [job for job in self._followed if job.is_displayed and not job.done()]
-            for job in displayed:
-                _quietly(job.refresh_display)
+                except RunpodError as exc:
+                    failures += 1
+                    job.poll_failed(exc)
+                    delay = min(ERROR_MAX_DELAY, 0.5 * 2 ** min(failures, 6))
+                if delay:
+                    await asyncio.sleep(delay)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a bug must not leave the job hanging: it ends, carrying it
+            await self._give_up(job, f"internal error while following it: {exc!r}", exc)
+        finally:
+            if followed.task is asyncio.current_task():
+                followed.task = None
+
+    async def _give_up(self, job: Job, why: str, cause: BaseException) -> None:
+        """The job cannot be followed any more (Runpod forgot it, the key was refused, a bug)."""
+        error = self._lost(job, why, cause)
+        await self.recorder.ended(job, status=JobStatus.UNKNOWN, error=str(error))
+        job.finish(error=error, status=JobStatus.UNKNOWN)
+
+    async def _end(self, job: Job, body: dict[str, Any]) -> None:
+        """A final body: decode it (in a thread: it may download files), save it, then resolve."""
+        status = str(body.get("status"))
+        result: Any = None
+        error: RunpodError | None = None
+        if status == JobStatus.COMPLETED:
+            try:
+                if job.model in _DECODES_WITH_DOWNLOADS:  # may fetch result files: not on the loop
+                    result = await asyncio.to_thread(decode_output, job.model, body.get("output"), job.id)
+                else:  # a base64 decode at most: quicker here than a thread's hand-over
+                    result = decode_output(job.model, body.get("output"), job.id)
+            except RunpodError as exc:
+                error = exc
+        else:
+            error = _end_error(job, body)
+        if not job.done():  # saved before anyone can see it: a kernel that dies now has it on disk
+            await self.recorder.ended(
+                job, status=status, result=result, error=None if error is None else str(error)
+            )
+        job.finish(body, result=result, error=error)
+
+    async def _cancel(self, job: Job) -> None:
+        body = await self._aclient(self._settings_of(job)).cancel(job.endpoint_id, job.id)
+        merged = {**job.body, **body}
+        if merged.get("status") in TERMINAL_STATES:
+            followed = self._followed.get(job)
+            if followed is not None and followed.task is not None:
+                followed.task.cancel()  # its long-poll would only tell us what we know now
+            await self._end(job, merged)
+        else:
+            job.apply(merged)
+
+    async def _cancel_many(self, jobs: list[Job]) -> list[JobStatus | RunpodError]:
+        async def one(job: Job) -> JobStatus | RunpodError:
+            followed = self._followed[job]
+            if not job.done() and not job.id:
+                if followed.sending is None:  # its run has not gone out: it never will
+                    self._forget_submitting(job)
+                    job.finish(error=_not_sent_error(job), status=JobStatus.CANCELLED)
+                    return job.status
+                await followed.sending.wait()  # on its way: cancel it once Runpod names it
+            if not job.done() and job.id:
+                try:
+                    await self._cancel(job)
+                except RunpodError as exc:
+                    return exc
+            return job.status
+
+        return list(await asyncio.gather(*(one(job) for job in jobs)))
+
+    async def _retry(self, job: Job) -> None:
+        body = await self._aclient(self._settings_of(job)).retry(job.endpoint_id, job.id)
+        job.restart(body)
+        self.recorder.submitted(job, retried=True)
+        self._start_following(job)
+
+    async def _refresh(self, job: Job) -> None:
+        body = await self._aclient(self._settings_of(job)).status(job.endpoint_id, job.id)
+        if body.get("status") in TERMINAL_STATES:
+            await self._end(job, body)
+        else:
+            job.apply(body)
+
+    async def _aclose(self) -> None:
+        for followed in list(self._followed.values()):
+            if followed.task is not None:
+                followed.task.cancel()
+        for client in self._aclients.values():
+            await client.aclose()
+
+    def _slots_of(self, base_url: str, endpoint_id: str) -> asyncio.Semaphore:
+        key = (base_url, endpoint_id)
+        slots = self._slots.get(key)
+        if slots is None:
+            slots = self._slots[key] = asyncio.Semaphore(self.max_concurrent_polls)
+        return slots
+
+    # -- bookkeeping --------------------------------------------------------------------------------
+
+    def _remember(self, job: Job, job_id: str | None = None) -> None:
+        with self._lock:
+            self._submitting.discard(job)
+            self._all[job_id or job.id] = job
+
+    def _forget_submitting(self, job: Job) -> None:
+        with self._lock:
+            self._submitting.discard(job)
+
+    def _when_answered(self, job: Job, fn: Any) -> None:
+        """Call fn() once the job's run is answered (it has an id) or failed."""
+
+        def on_update(update: Any) -> None:
+            if job.id or update.ended:
+                unsubscribe()
+                fn()
+
+        unsubscribe = job.subscribe(on_update)
+        if job.id or job.done():
+            unsubscribe()
+            fn()
+
+    def _settings_of(self, job: Job) -> Settings:
+        followed = self._followed.get(job)
+        if followed is not None:
+            return followed.settings
+        return dataclasses.replace(current_settings(), endpoint_base_url=job.base_url)
+
+    def _lost(self, job: Job, why: str, cause: BaseException | None = None) -> JobLostError:
+        error = JobLostError(
+            f"job {job.id}: {why}",
+            job_id=job.id,
+            status=str(job.status),
+            endpoint_id=job.endpoint_id,
+            cause=cause,
+        )
+        error.__cause__ = cause
+        return error
 
 
-def _quietly(fn: Any) -> None:
-    # Display refresh is best effort (there may be no kernel, e.g. in a script).
-    with contextlib.suppress(Exception):
-        fn()
+def _not_sent_error(job: Job) -> JobCancelledError:
+    return JobCancelledError(
+        "cancelled before its run was sent (no job was queued)",
+        job_id="",
+        status=JobStatus.CANCELLED,
+        endpoint_id=job.endpoint_id,
+    )
+
+
+def _end_error(job: Job, body: dict[str, Any]) -> RunpodError:
+    status = str(body.get("status"))
+    if status == JobStatus.FAILED:
+        return JobFailedError(job.id, body.get("error"), endpoint_id=job.endpoint_id)
+    if status == JobStatus.CANCELLED:
+        return JobCancelledError(
+            f"job {job.id} was cancelled", job_id=job.id, status=status, endpoint_id=job.endpoint_id
+        )
+    seconds = body.get("executionTime")
+    ran = seconds / 1000 if isinstance(seconds, int | float) else 0
+    return JobTimedOutError(
+        f"job {job.id} timed out on the endpoint after {ran:.0f} s of execution "
+        "(raise the endpoint's or the request's executionTimeout)",
+        job_id=job.id,
+        status=status,
+        endpoint_id=job.endpoint_id,
+    )
+
+
+def _without_subject(exc: BaseException, job: Job) -> str:
+    """An error's message without its leading "job ID: " (the JobLostError says it once)."""
+    return str(exc).removeprefix(f"job {job.id}: ")
+
+
+def _new_parts(body: dict[str, Any]) -> list[Any]:
+    """The parts of a /stream answer, without the worker's final whole result (it comes with the end)."""
+    new = [item.get("output") for item in body.get("stream") or [] if isinstance(item, dict)]
+    return [part for part in new if isinstance(part, dict) and not part.get("final")]
+
+
+def _known_status(value: str) -> JobStatus:
+    try:
+        return JobStatus(value)
+    except ValueError:
+        return JobStatus.UNKNOWN
+
+
+def _submitted_or_error(job: Job) -> Job | RunpodError:
+    if job.id:
+        return job
+    error = job.exception(timeout=0)
+    return error if isinstance(error, RunpodError) else job
 
 
 _manager: JobManager | None = None
@@ -569,9 +693,10 @@ _manager_lock = threading.Lock()
 
 
 def get_manager() -> JobManager:
-    """The process-wide job manager, created on first use."""
+    """The process-wide job manager, created on first use (and closed when the process exits)."""
     global _manager
     with _manager_lock:
         if _manager is None:
             _manager = JobManager()
+            atexit.register(_manager.close)
         return _manager

@@ -1,24 +1,35 @@
-"""JobRecorder: what the JobManager writes to the job ledger, best effort.
+"""JobRecorder: the job ledger's writer, on a thread of its own, best effort.
+
+The manager hands it jobs (`submitted`, `ended`) and it follows their status changes itself (a
+subscriber of each job). Writes happen on one writer thread, never on the manager's event loop: a
+SQLite commit and a result's files take a millisecond or so, which 500 jobs ending together would
+otherwise add to every other job's latency. The writer takes everything queued at once and writes
+it in one transaction, so a burst costs one commit, not one per record; order is kept (a job's
+submission is written before its end).
+
+At a job's end the result is saved before the job resolves: the manager awaits `ended`, so a
+kernel that dies right after `job.result()` returned still has it on disk.
 
 The ledger must never cost a job: a ledger that cannot be opened or written (a read-only disk, a
 full one) gives one RuntimeWarning and the jobs go on in memory; a result that cannot be saved is
-still returned by `job.result()`, and the ledger records why its copy is missing. At a job's end
-the result is saved before the job resolves (the Job calls `ended` first), so a kernel that dies
-right after still has it on disk.
+still returned by `job.result()`, and the ledger records why its copy is missing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import queue
 import sqlite3
+import threading
 import warnings
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
 
+from ._job import Job, JobUpdate
 from ._ledger import Ledger
 from ._saved import remove_result, save_result
-
-if TYPE_CHECKING:
-    from ._job import Job
 
 __all__ = ["USER_LEDGER", "JobRecorder"]
 
@@ -26,6 +37,8 @@ log = logging.getLogger(__name__)
 
 #: `JobManager(ledger=USER_LEDGER)`: the ledger in the user's data folder, opened on first use.
 USER_LEDGER = "user"
+
+_Write = Callable[[Ledger], None]
 
 
 class JobRecorder:
@@ -35,6 +48,9 @@ class JobRecorder:
         self._choice = ledger
         self._ledger: Ledger | None = ledger if isinstance(ledger, Ledger) else None
         self._failed = False
+        self._queue: queue.SimpleQueue[tuple[_Write, Future[None] | None]] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._lock = threading.Lock()
 
     @property
     def ledger(self) -> Ledger | None:
@@ -46,51 +62,134 @@ class JobRecorder:
                 self._unavailable(exc)
         return self._ledger
 
-    def submitted(self, job: Job, *, retried: bool = False) -> None:
-        """A job Runpod accepted (or one attached, or retried: its old saved result is dropped)."""
-        ledger = self.ledger
-        if ledger is None:
-            return
-        if retried:
-            remove_result(ledger.result_folder(job.id))
-        try:
-            ledger.record_submitted(
-                job_id=job.id,
-                endpoint_id=job.endpoint_id,
-                base_url=job.base_url,
-                model=job.model,
-                status=job.status,
-                parameters=job.input,
-                submitted_at=job.submitted_at,
-            )
-        except sqlite3.Error as exc:
-            self._unavailable(exc)
+    @property
+    def enabled(self) -> bool:
+        return self._choice is not None and not self._failed
 
-    def status(self, job: Job, *, ended: bool = False, error: str | None = None, result: Any = None) -> None:
-        """A status change; at the end, `result` (if any) is saved first."""
-        ledger = self.ledger
+    # -- what the manager records -------------------------------------------------------------------
+
+    def submitted(self, job: Job, *, retried: bool = False) -> None:
+        """A job Runpod accepted (or one attached, or retried: its old saved result is dropped);
+        its status changes are recorded from now on."""
+        if not self.enabled:
+            return
+        snapshot = (
+            job.id,
+            job.endpoint_id,
+            job.base_url,
+            job.model,
+            str(job.status),
+            dict(job.input),
+            job.submitted_at,
+        )
+
+        def write(ledger: Ledger) -> None:
+            job_id, endpoint_id, base_url, model, status, parameters, submitted_at = snapshot
+            if retried:
+                remove_result(ledger.result_folder(job_id))
+            ledger.record_submitted(
+                job_id=job_id,
+                endpoint_id=endpoint_id,
+                base_url=base_url,
+                model=model,
+                status=status,
+                parameters=parameters,
+                submitted_at=submitted_at,
+            )
+
+        self._put(write)
+        if not retried:
+            job.subscribe(self._on_update)
+
+    async def ended(self, job: Job, *, status: str, result: Any = None, error: str | None = None) -> None:
+        """The end of a job (on the manager's loop): its result saved (if any), then its end recorded.
+        Returns once both are written, or could not be (the job goes on either way).
+
+        The files are written in a thread of the loop's pool, so several ending jobs save at once
+        (a result's files take about half a millisecond); the record goes through the writer."""
+        ledger = self.ledger if self.enabled else None
         if ledger is None:
             return
-        result_path = None
-        try:
-            if result is not None:
-                result_path = save_result(result, ledger.result_folder(job.id))
-        except OSError as exc:
-            # The result is still in memory (job.result()); only the copy on disk is missing.
-            log.warning("job %s: its result could not be saved to %s: %s", job.id, ledger.results_dir, exc)
-            error = f"result not saved: {exc}"
-        try:
-            ledger.record_status(
-                job_id=job.id,
-                endpoint_id=job.endpoint_id,
-                base_url=job.base_url,
-                status=job.status,
-                ended=ended,
-                error=error,
+        job_id, endpoint_id, base_url = job.id, job.endpoint_id, job.base_url
+        result_path, why = None, error
+        if result is not None:
+            try:
+                result_path = await asyncio.to_thread(save_result, result, ledger.result_folder(job_id))
+            except OSError as exc:
+                # The result is still in memory (job.result()); only the copy on disk is missing.
+                log.warning(
+                    "job %s: its result could not be saved to %s: %s", job_id, ledger.results_dir, exc
+                )
+                why = f"result not saved: {exc}"
+        done: Future[None] = Future()
+        self._put(
+            lambda ledger: ledger.record_status(
+                job_id=job_id,
+                endpoint_id=endpoint_id,
+                base_url=base_url,
+                status=status,
+                ended=True,
+                error=why,
                 result_path=result_path,
+            ),
+            done,
+        )
+        await asyncio.wrap_future(done)
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Wait until everything queued so far is written (tests; a clean shutdown)."""
+        if not self.enabled:
+            return
+        done: Future[None] = Future()
+        self._put(lambda ledger: None, done)
+        done.result(timeout)
+
+    # -- the writer ---------------------------------------------------------------------------------
+
+    def _on_update(self, update: JobUpdate) -> None:
+        job = update.job
+        if update.status_changed and not update.ended and job.id:
+            job_id, endpoint_id, base_url, status = job.id, job.endpoint_id, job.base_url, str(job.status)
+            self._put(
+                lambda ledger: ledger.record_status(
+                    job_id=job_id, endpoint_id=endpoint_id, base_url=base_url, status=status
+                )
             )
-        except sqlite3.Error as exc:
+
+    def _put(self, write: _Write, done: Future[None] | None = None) -> None:
+        self._queue.put((write, done))
+        with self._lock:
+            if self._writer is None:
+                self._writer = threading.Thread(
+                    target=self._write_forever, name="rp-notebook-ledger", daemon=True
+                )
+                self._writer.start()
+
+    def _write_forever(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._write_batch(batch)
+
+    def _write_batch(self, batch: list[tuple[_Write, Future[None] | None]]) -> None:
+        ledger = self.ledger
+        try:
+            if ledger is not None:
+                with ledger.batch():
+                    for write, _ in batch:
+                        write(ledger)
+        except (OSError, sqlite3.Error) as exc:
             self._unavailable(exc)
+        except Exception:  # a bug here must not leave the manager waiting for ever
+            log.exception("rp_notebook: the job ledger's writer failed")
+        finally:
+            for _, done in batch:
+                if done is not None and not done.done():
+                    done.set_result(None)
 
     def _unavailable(self, exc: Exception) -> None:
         if not self._failed:
@@ -99,5 +198,5 @@ class JobRecorder:
                 f"the job ledger cannot be written ({exc}); jobs of this session are kept in memory "
                 "only and cannot be recovered after a restart",
                 RuntimeWarning,
-                stacklevel=4,
+                stacklevel=2,
             )

@@ -115,7 +115,7 @@ class Faults:
         #: True while any route has a rule that can fire; the routes check only this when off.
         self.active = False
         if rule:
-            self.set(routes=routes, **rule)
+            self.set(routes=routes, seed=None, **rule)
 
     def set(self, *, routes: Iterable[str] | None = None, seed: int | None = None, **rule: float) -> None:
         """Replace the rule of `routes` (default: every job-API route) with `rule`'s values

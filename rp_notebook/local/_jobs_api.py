@@ -148,14 +148,15 @@ def _endpoint_route(
                 return injected
         retry_after = context.limiter.admit(endpoint_id, operation)
         if retry_after is not None:
-            response = json_error(
+            refused = json_error(
                 429,
                 f"Too many requests: {context.limiter.describe(operation)}; retry after {retry_after:g} s",
             )
-            response.headers["Retry-After"] = f"{retry_after:g}"
-            return response
+            refused.headers["Retry-After"] = f"{retry_after:g}"
+            return refused
         if context.network_delay_s:
             await asyncio.sleep(context.network_delay_s / 2)  # the request's way here...
+        response: web.StreamResponse
         try:
             response = await handler(request, endpoint)
         except (_ApiError, StateError) as exc:

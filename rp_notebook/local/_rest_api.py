@@ -123,7 +123,7 @@ class _Body:
         raise self._bad(key, expected)
 
     def choice(self, key: str, choices: tuple[str, ...]) -> str | None:
-        value = self.get(key, "str")
+        value: str | None = self.get(key, "str")
         if value is not None and value not in choices:
             raise self._bad(key, " or ".join(choices))
         return value

@@ -1,4 +1,5 @@
-"""IPython integration: `%load_ext rp_notebook` registers %runpod and %%runpod."""
+"""IPython integration: `%load_ext rp_notebook` registers %runpod and %%runpod, and the views that
+show jobs, batches and layer results live (`rp_notebook.views.install_formatters`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ __all__ = ["RunpodMagics", "load_ipython_extension", "unload_ipython_extension"]
 
 
 def load_ipython_extension(ipython: Any) -> None:
+    from ..views import install_formatters
+
     ipython.register_magics(RunpodMagics)
+    install_formatters(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:

@@ -21,6 +21,7 @@ from ..errors import InputError
 from ..jobs import Job, get_manager
 from ..jobs._ledger import LedgerEntry
 from ..models import MODELS
+from ..views._output import show_object
 from ._parsing import MagicArgumentParser
 
 __all__ = ["AttachedJobs", "attach_command", "help_texts", "jobs_command"]
@@ -58,12 +59,10 @@ class AttachedJobs(list[Job]):
     """What `%runpod attach --all` returns: the jobs, each shown as its own live output."""
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display as ipy_display
-
         if not self:
             print("no jobs in flight in the job ledger for this API")
         for job in self:
-            ipy_display(job)
+            show_object(job)
 
 
 def attach_command(args: list[str]) -> Job | AttachedJobs:
@@ -119,7 +118,7 @@ def _live_row(job: Job) -> list[str]:
 
 def _entry_row(entry: LedgerEntry, job: Job | None) -> list[str]:
     if job is not None:  # followed by this kernel: its live state is newer than the ledger's
-        status, timing = job.status, job.timing_summary()
+        status, timing = str(job.status), job.timing_summary()
     else:
         status = entry.status if entry.ended else f"{entry.status} (not followed)"
         timing = f"{entry.ended_at - entry.submitted_at:.1f} s" if entry.ended_at else ""

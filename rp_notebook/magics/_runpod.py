@@ -17,17 +17,18 @@ from __future__ import annotations
 
 import argparse
 import re
-from typing import Any
+from typing import Any, cast
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
-from IPython.utils.process import arg_split
+from IPython.utils.process import arg_split  # type: ignore[attr-defined]  # re-exported, untyped
 
 from .. import _api, display
 from ..config import current_settings
 from ..display import Rendered
-from ..jobs._job import watching_new_jobs
+from ..jobs import watching_new_jobs
 from ..models import MODELS, ModelSpec
+from ..widgets._panels import PANELS
 from ._jobs import attach_command, jobs_command
 from ._jobs import help_texts as jobs_help
 from ._parsing import MagicArgumentParser, model_parser, split_inputs
@@ -61,7 +62,7 @@ def _model_parser(spec: ModelSpec) -> argparse.ArgumentParser:
 
 def _panel_parser() -> argparse.ArgumentParser:
     parser = MagicArgumentParser(prog="%runpod panel", description="An interactive panel.")
-    parser.add_argument("kind", choices=_api.PANELS, help="Which panel.")
+    parser.add_argument("kind", choices=PANELS, help="Which panel.")
     parser.add_argument("--endpoint", default=None, help="Endpoint id (default: the configured one).")
     parser.add_argument(
         "--voices", default=None, help="tts: a variable holding preset voices, name -> file path or URL."
@@ -87,6 +88,12 @@ def split_batch(text: str, how: str) -> list[str]:
 
 @magics_class
 class RunpodMagics(Magics):
+    @property
+    def user_ns(self) -> dict[str, Any]:
+        """The notebook's variables (a magic always runs in a shell)."""
+        assert self.shell is not None
+        return cast(dict[str, Any], self.shell.user_ns)
+
     def runpod(self, line: str, cell: str | None = None) -> Any:
         if len(line) > MAX_LINE_CHARS:
             # IPython's arg_split takes seconds on a line of a megabyte, before any field is checked.
@@ -128,20 +135,15 @@ class RunpodMagics(Magics):
         raise UsageError(f"unknown %runpod command {command!r}; commands: {', '.join(_SUBCOMMANDS)}")
 
     runpod.__doc__ = _help()
-    runpod = line_cell_magic(runpod)
+    runpod = line_cell_magic(runpod)  # type: ignore[assignment]  # IPython's decorator types are loose
 
     def _with_variables(self, spec: ModelSpec, inputs: dict[str, Any]) -> dict[str, Any]:
         """`%runpod layers photo` where `photo` is a variable (a PIL image, bytes, a path)."""
         resolved = dict(inputs)
         for field in spec.fields:
             value = resolved.get(field.name)
-            if (
-                field.media
-                and isinstance(value, str)
-                and value.isidentifier()
-                and value in self.shell.user_ns
-            ):
-                resolved[field.name] = self.shell.user_ns[value]
+            if field.media and isinstance(value, str) and value.isidentifier() and value in self.user_ns:
+                resolved[field.name] = self.user_ns[value]
         return resolved
 
     def _batch(self, spec: ModelSpec, inputs: dict[str, Any], endpoint: str | None, how: str) -> Any:
@@ -160,10 +162,12 @@ class RunpodMagics(Magics):
         if namespace.voices is not None:
             if namespace.kind != "tts":
                 raise UsageError("--voices is an option of the tts panel")
-            if namespace.voices not in self.shell.user_ns:
+            if namespace.voices not in self.user_ns:
                 raise UsageError(f"--voices: no variable named {namespace.voices!r}")
-            options["voices"] = self.shell.user_ns[namespace.voices]
-        return _api.panel(namespace.kind, endpoint=namespace.endpoint, **options)
+            options["voices"] = self.user_ns[namespace.voices]
+        from ..widgets import panel
+
+        return panel(namespace.kind, endpoint=namespace.endpoint, **options)
 
     def _local(self, args: list[str]) -> Any:
         action = args[0] if args else "status"

@@ -229,7 +229,7 @@ class ModelSpec:
         return clean
 
 
-def _num(x: float) -> str:
+def _num(x: int | float) -> str:
     if isinstance(x, float):
         return f"{x:g}"
     text = str(x)  # an int: a 400-digit seed must not make a 400-digit message

@@ -161,11 +161,11 @@ class GraphQLBackend:
             ) from None
         messages = _error_messages(body)
         if messages:
-            raise ProvisioningError(f"{what}: {self._redact(messages)}", status_code=200, body=body)
+            raise ProvisioningError(f"{what}: {self._redact(messages)}", body=body)  # GraphQL: HTTP 200
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, dict):
             raise ProvisioningError(
-                f"{what}: the answer has no data: {self._redact(str(body))[:200]}", status_code=200, body=body
+                f"{what}: the answer has no data: {self._redact(str(body))[:200]}", body=body
             )
         return data
 

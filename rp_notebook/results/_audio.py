@@ -5,11 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass, field
+from html import escape
 from pathlib import Path
 from typing import Any
 
-from .. import display
 from ._errors import MalformedOutputError, describe
+from ._html import BOX
+
+#: Audio format -> MIME type, for players and data: URLs.
+AUDIO_MIME = {"wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg"}
 
 __all__ = ["AudioResult"]
 
@@ -52,7 +56,7 @@ class AudioResult:
 
     @property
     def mime_type(self) -> str:
-        return display.AUDIO_MIME.get(self.format, f"audio/{self.format}")
+        return AUDIO_MIME.get(self.format, f"audio/{self.format}")
 
     def save(self, path: str | Path) -> Path:
         """Write the audio file; a folder gets `<job id>.<format>` inside it."""
@@ -69,4 +73,18 @@ class AudioResult:
         )
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
-        return {"text/plain": repr(self), "text/html": display.audio_html(self)}
+        return {"text/plain": repr(self), "text/html": audio_html(self)}
+
+
+def audio_html(audio: AudioResult) -> str:
+    """A playable <audio> with the clip embedded (a saved notebook plays it with no kernel)."""
+    src = f"data:{audio.mime_type};base64,{base64.b64encode(audio.data).decode()}"
+    notes = "".join(f"<div style='color:#b45309'>⚠ {escape(w)}</div>" for w in audio.warnings)
+    caption = f"{audio.duration:.1f} s · {audio.format} · {audio.sample_rate} Hz"
+    if audio.engine:
+        caption += f" · {escape(audio.engine)} engine"
+    return (
+        f"<div class='rp-notebook-audio' style='{BOX}'>"
+        f"<audio controls preload='metadata' src='{src}'></audio>"
+        f"<div style='color:#6b7280'>{caption}</div>{notes}</div>"
+    )

@@ -14,17 +14,16 @@ import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import display
 from ..client._files import download
 from ._errors import MalformedOutputError, describe
+from ._html import BOX, CHECKERBOARD
 
 if TYPE_CHECKING:
     from PIL import Image
-
-    from ..widgets import LayersGallery
 
 __all__ = ["LayersResult"]
 
@@ -44,6 +43,11 @@ class LayersResult:
     storage: str = "inline"
     warnings: tuple[str, ...] = field(default_factory=tuple)
     timing: dict[str, float] = field(default_factory=dict)
+    #: Where the layers were fetched from when they came through S3 (presigned URLs, valid 7 days).
+    urls: tuple[str, ...] = ()
+    #: Where views keep what they made for this result (its interactive gallery), so it lives as long
+    #: as the result and every display of the result shares it. Not part of the result's value.
+    views: dict[str, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @classmethod
     def from_output(
@@ -65,6 +69,7 @@ class LayersResult:
             storage=str(output.get("storage", "inline")),
             warnings=tuple(output.get("warnings") or ()),
             timing=dict(output.get("timing") or {}),
+            urls=tuple(layer for layer in layers if layer.startswith(("http://", "https://"))),
         )
 
     # -- as images ----------------------------------------------------------------------------------
@@ -122,22 +127,13 @@ class LayersResult:
 
     # -- display ------------------------------------------------------------------------------------
 
-    @cached_property
-    def gallery(self) -> LayersGallery:
-        """The interactive gallery (one per result, so every display of it shares its toggles)."""
-        from ..widgets import LayersGallery
-
-        return LayersGallery(self)
-
     def __repr__(self) -> str:
         return f"LayersResult({len(self.pngs)} layers, {self.width}x{self.height}, {self.engine or 'unknown'} engine)"
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        # The widget for a live kernel; static HTML for a saved notebook (nbviewer, GitHub).
-        bundle = dict(self.gallery._repr_mimebundle_() or {})
-        bundle["text/plain"] = repr(self)
-        bundle["text/html"] = display.layers_html(self)
-        return bundle
+        # Static: a saved notebook shows it with no kernel. In a live kernel, rp_notebook.views shows
+        # the interactive gallery instead (an IPython formatter it registers for this type).
+        return {"text/plain": repr(self), "text/html": layers_html(self)}
 
 
 def _layer_bytes(layer: str, index: int, job_id: str, fetch: Callable[[str], bytes]) -> bytes:
@@ -153,3 +149,30 @@ def _layer_bytes(layer: str, index: int, job_id: str, fetch: Callable[[str], byt
     if not data.startswith(PNG_SIGNATURE):
         raise MalformedOutputError(f"job {job_id}: layer {index + 1} is not a PNG file")
     return data
+
+
+def layers_html(result: LayersResult) -> str:
+    """A static gallery: each layer on a checkerboard, and the composite as the layers stacked in CSS
+    (the browser alpha-composites them exactly as the worker's layers stack)."""
+    sources = [f"data:image/png;base64,{base64.b64encode(png).decode()}" for png in result.pngs]
+    ratio = f"{result.width} / {result.height}" if result.width and result.height else "1"
+    cards = "".join(
+        f"<figure style='margin:0'><img src='{src}' style='width:100%;display:block;{CHECKERBOARD}'>"
+        f"<figcaption style='text-align:center;color:#6b7280'>layer {index + 1}</figcaption></figure>"
+        for index, src in enumerate(sources)
+    )
+    stack = "".join(
+        f"<img src='{src}' style='position:absolute;inset:0;width:100%;height:100%'>" for src in sources
+    )
+    notes = "".join(f"<div style='color:#b45309'>⚠ {escape(w)}</div>" for w in result.warnings)
+    caption = f"{len(sources)} layers · {result.width}x{result.height}"
+    if result.engine:
+        caption += f" · {escape(result.engine)} engine"
+    return (
+        f"<div class='rp-notebook-layers' style='{BOX}'>"
+        f"<div style='display:flex;gap:16px;align-items:flex-start'>"
+        f"<div style='flex:0 0 320px'><div style='position:relative;width:100%;aspect-ratio:{ratio};{CHECKERBOARD}'>"
+        f"{stack}</div><div style='text-align:center;color:#6b7280'>composite</div></div>"
+        f"<div style='flex:1;display:grid;grid-template-columns:repeat(4,1fr);gap:8px'>{cards}</div></div>"
+        f"<div style='color:#6b7280'>{caption}</div>{notes}</div>"
+    )

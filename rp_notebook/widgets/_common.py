@@ -7,28 +7,25 @@ daemon thread. Those threads only set widget traits (`value`, `children`, `disab
 ipykernel sends from any thread; none of them prints or enters an `Output` context, whose
 routing breaks from threads (shared/docs/jupyter-ecosystem.md §3.2).
 
-Why a ticker of our own: a job's end arrives through `Job.add_done_callback`, but elapsed time,
-"queued -> running" and the worker's "part i of n" change without any callback. One daemon thread
-refreshes every live panel once a second (and exits when there are none), so the job manager
-needs no knowledge of panels.
+Panels refresh once a second on the views' ticker (`rp_notebook.views.TICKER`): elapsed time
+changes without any job event, and the job manager needs no knowledge of panels.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import threading
-import time
-import weakref
 from collections.abc import Callable
 from html import escape
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import ipywidgets as widgets
 
+from .. import display
 from ..client import JobStatus
 from ..jobs import Job
 from ..results import AudioResult, LayersResult
+from ..views import TICKER, Ticker, gallery_of
 
 __all__ = [
     "TICKER",
@@ -42,68 +39,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-TICK_SECONDS = 1.0
 
-#: status -> (colour, word); the same words as the job line of a magic.
-_STATUS = {
-    JobStatus.IN_QUEUE: ("#6b7280", "queued"),
-    JobStatus.IN_PROGRESS: ("#2563eb", "running"),
-    JobStatus.RUNNING: ("#2563eb", "running"),
-    JobStatus.COMPLETED: ("#16a34a", "done"),
-    JobStatus.FAILED: ("#dc2626", "failed"),
-    JobStatus.CANCELLED: ("#6b7280", "cancelled"),
-    JobStatus.TIMED_OUT: ("#dc2626", "timed out"),
-}
 ERROR_COLOR = "#dc2626"
 MUTED_COLOR = "#6b7280"
 #: A raw (non-model) result is shown as text, cut to this many characters.
 MAX_RAW_CHARS = 2_000
 
-
-class Tickable(Protocol):
-    def _tick(self) -> None: ...
-
-
-class Ticker:
-    """One daemon thread calling `_tick()` on every subscribed panel once a second."""
-
-    def __init__(self, interval: float = TICK_SECONDS) -> None:
-        self.interval = interval
-        # Weak, so a panel that is dropped (and closed) does not keep the thread alive.
-        self._panels: weakref.WeakSet[Any] = weakref.WeakSet()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-
-    def add(self, panel: Tickable) -> None:
-        with self._lock:
-            self._panels.add(panel)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="rp-notebook-panels", daemon=True)
-                self._thread.start()
-
-    def discard(self, panel: Tickable) -> None:
-        with self._lock:
-            self._panels.discard(panel)
-
-    def _run(self) -> None:
-        while True:
-            time.sleep(self.interval)
-            with self._lock:
-                panels = list(self._panels)
-                if not panels:
-                    self._thread = None
-                    return
-            for panel in panels:
-                try:
-                    panel._tick()
-                except Exception:
-                    # One broken panel must not stop the others' updates. It is dropped rather than
-                    # retried: a failing tick would log the same error every second.
-                    log.warning("rp_notebook: %r stopped refreshing", panel, exc_info=True)
-                    self.discard(panel)
-
-
-TICKER = Ticker()
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -127,7 +68,7 @@ def guarded(method: F) -> F:
 
 
 def status_word(status: str) -> tuple[str, str]:
-    return _STATUS.get(status, (MUTED_COLOR, status.lower()))  # type: ignore[call-overload]
+    return display.status_style(status)
 
 
 def job_status_html(job: Job, *, more: int = 0) -> str:
@@ -181,7 +122,7 @@ def result_view(result: Any) -> widgets.Widget:
         player.add_class("rp-player")
         return player
     if isinstance(result, LayersResult):
-        return result.gallery
+        return gallery_of(result)
     text = repr(result)
     if len(text) > MAX_RAW_CHARS:
         text = text[: MAX_RAW_CHARS - 1] + "…"

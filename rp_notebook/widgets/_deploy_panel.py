@@ -37,7 +37,7 @@ MAX_WORKERS = 10
 _STYLE = {"description_width": "initial"}
 
 
-class DeployPanel(widgets.VBox):
+class DeployPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no types
     """Deploy a model's endpoint from its preset, then show that endpoint's health.
 
     model: the preset to start from ("tts" or "layers").

@@ -89,9 +89,9 @@ def _number_control(field: Field, common: dict[str, Any]) -> widgets.ValueWidget
             return widgets.BoundedIntText(value=default, min=low, max=high, **common)
         return widgets.IntText(value=default, **common)
     if low is not None and high is not None:
-        step = field.step or (high - low) / DEFAULT_FLOAT_POSITIONS
+        float_step = float(field.step or (high - low) / DEFAULT_FLOAT_POSITIONS)
         return widgets.FloatSlider(
-            value=default, min=low, max=high, step=step, readout_format=_readout(step), **common
+            value=default, min=low, max=high, step=float_step, readout_format=_readout(float_step), **common
         )
     return widgets.FloatText(value=default, **common)
 

@@ -75,7 +75,7 @@ class _JobRow:
         self.open_button.disabled = not job.done()
 
 
-class JobsPanel(widgets.VBox):
+class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no types
     """The jobs of this kernel. manager: whose jobs (default: the process-wide one)."""
 
     def __init__(self, *, manager: JobManager | None = None, max_rows: int = MAX_ROWS) -> None:

@@ -16,6 +16,8 @@ import ipywidgets as widgets
 from ..errors import InputError
 from ..jobs import Job
 from ..models import LAYERS
+from ..results import LayersResult
+from ..views import gallery_of
 from ._common import guarded
 from ._fields import FieldForm
 from ._model_panel import ModelPanel
@@ -84,5 +86,7 @@ class LayersPanel(ModelPanel):
             f"<div style='font-size:12px;color:#374151'>{escape(described)} · "
             f"<code>{escape(job.id)}</code></div>"
         )
-        gallery = result.gallery if hasattr(result, "gallery") else widgets.HTML(escape(repr(result)))
+        gallery = (
+            gallery_of(result) if isinstance(result, LayersResult) else widgets.HTML(escape(repr(result)))
+        )
         return widgets.VBox([caption, gallery])

@@ -31,13 +31,13 @@ __all__ = ["LoginPanel"]
 _STYLE = {"description_width": "initial"}
 
 
-class _KeyField(widgets.Password):
+class _KeyField(widgets.Password):  # type: ignore[misc]  # ipywidgets has no types
     """A Password field whose value the kernel does not echo back to the frontends."""
 
     value = Unicode(help="The key, until the panel reads and clears it").tag(sync=True, echo_update=False)
 
 
-class LoginPanel(widgets.VBox):
+class LoginPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no types
     """Give rp_notebook a Runpod API key for this kernel, and optionally save it to a .env file.
 
     dotenv_path: the file "save" writes (default: `.env` in the working folder, which is where

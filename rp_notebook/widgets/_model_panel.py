@@ -36,7 +36,7 @@ __all__ = ["ModelPanel"]
 MAX_HISTORY = 50
 
 
-class ModelPanel(widgets.VBox):
+class ModelPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no types
     """Base class: subclasses set `model`, build their own inputs, then call `super().__init__`."""
 
     model: ClassVar[str]

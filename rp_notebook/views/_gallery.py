@@ -22,14 +22,14 @@ if TYPE_CHECKING:
 
     from ..results import LayersResult
 
-__all__ = ["LayersGallery"]
+__all__ = ["LayersGallery", "gallery_of"]
 
 THUMBNAIL_PX = 200
 PREVIEW_PX = 400
 CHECKER_PX = 8
 
 
-class LayersGallery(widgets.VBox):
+class LayersGallery(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no types
     """An interactive view of a LayersResult."""
 
     def __init__(self, result: LayersResult, *, folder: str | None = None) -> None:
@@ -130,3 +130,11 @@ def _png(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def gallery_of(result: LayersResult) -> LayersGallery:
+    """The gallery of `result` (one per result, kept on it, so every display of it shares its toggles)."""
+    gallery = result.views.get("gallery")
+    if not isinstance(gallery, LayersGallery):
+        gallery = result.views["gallery"] = LayersGallery(result)
+    return gallery

@@ -1,0 +1,60 @@
+"""install_formatters: how IPython shows a Job, a Batch and a LayersResult in a live kernel.
+
+Registered by type *name* with IPython's `ipython_display_formatter`, so registering imports
+nothing: `%load_ext rp_notebook` and `import rp_notebook` inside IPython stay light, and the job
+core and the results never import a view. Outside IPython (scripts, the CLI) these objects show
+as their own text and HTML.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._output import show_bundle
+
+__all__ = ["install_formatters"]
+
+_PRINTERS = {
+    ("rp_notebook.jobs._job", "Job"): "_show_job",
+    ("rp_notebook.jobs._batch", "Batch"): "_show_batch",
+    ("rp_notebook.results._layers", "LayersResult"): "_show_layers",
+}
+
+
+def install_formatters(shell: Any) -> None:
+    """Register the views with `shell` (an IPython InteractiveShell); doing it twice is harmless."""
+    formatter = shell.display_formatter.ipython_display_formatter
+    for (module, name), printer in _PRINTERS.items():
+        formatter.for_type_by_name(module, name, globals()[printer])
+
+
+def _show_job(job: Any) -> None:
+    from ._job_view import view_of
+
+    view_of(job).show()
+
+
+def _show_batch(batch: Any) -> None:
+    if not _in_kernel():
+        show_bundle({"text/plain": repr(batch)})
+        return
+    from ._batch_view import BatchProgress
+
+    show_bundle({**BatchProgress(batch)._repr_mimebundle_(), "text/plain": repr(batch)})
+
+
+def _show_layers(result: Any) -> None:
+    bundle = dict(result._repr_mimebundle_())  # the static gallery: what a saved notebook keeps
+    if _in_kernel():
+        from ._gallery import gallery_of
+
+        bundle.update({k: v for k, v in gallery_of(result)._repr_mimebundle_().items() if k != "text/plain"})
+    show_bundle(bundle)
+
+
+def _in_kernel() -> bool:
+    """Whether a Jupyter kernel (which can show widgets) runs this code, not a plain IPython shell."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None

@@ -1,0 +1,104 @@
+"""The job core under load, against the real local endpoint: jobs noticed as they end whatever
+their order, batches that behave like the lists they stand for and cancel cleanly mid-submission,
+and a Job whose every state is a JobStatus member."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import eventually
+
+from rp_notebook.client import JobStatus
+from rp_notebook.config import configure
+from rp_notebook.errors import JobCancelledError
+from rp_notebook.jobs import Batch, Job, JobManager
+from rp_notebook.local import EndpointConfig, LocalEndpoint
+
+FIXTURE_WORKERS = Path(__file__).resolve().parent / "fixtures" / "workers"
+
+pytestmark = pytest.mark.timeout(300)
+
+N_REVERSE = 120
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LocalEndpoint]:
+    endpoints = [
+        EndpointConfig(id="concurrent", worker_dir=FIXTURE_WORKERS / "concurrent"),
+        EndpointConfig(id="gated", worker_dir=FIXTURE_WORKERS / "echo", workers_max=1),
+    ]
+    with LocalEndpoint(port=0, default_endpoints=False, endpoints=endpoints) as srv:
+        yield srv
+
+
+@pytest.fixture
+def manager(server: LocalEndpoint) -> Iterator[JobManager]:
+    configure(api_key=server.api_key, endpoint_base_url=server.job_api_url)
+    manager = JobManager(ledger=None)
+    yield manager
+    manager.close()
+
+
+def test_jobs_running_together_are_noticed_in_the_order_they_end_not_the_order_they_were_sent(
+    server: LocalEndpoint, manager: JobManager
+) -> None:
+    inputs = [{"i": i, "n": N_REVERSE, "step_ms": 40} for i in range(N_REVERSE)]
+    jobs = manager.submit_many("concurrent", inputs)
+    batch = Batch(None, "concurrent", jobs, manager=manager)
+    assert [r["i"] for r in batch.results(timeout=240)] == list(range(N_REVERSE))
+    # The worker ends them last-submitted first. A client that long-polls only its oldest jobs sees
+    # them in submission order instead: each young job waits for an old one's poll to come back.
+    by_server = sorted(jobs, key=lambda job: server.job("concurrent", job.id).finished_at)
+    by_client = sorted(jobs, key=lambda job: job.ended_at)
+    assert by_server[0] is jobs[-1]  # the worker did end them in reverse
+    same_order = sum(by_client.index(a) < by_client.index(b) for a, b in itertools.pairwise(by_server))
+    assert same_order >= 0.9 * (N_REVERSE - 1)
+    asked = server.rate_limit_stats("concurrent").accepted
+    assert asked.get("run") == N_REVERSE and asked.get("status-sync") == N_REVERSE  # 2 requests a job
+
+
+def test_a_batch_is_its_jobs_in_input_order_from_the_moment_it_is_made(manager: JobManager) -> None:
+    inputs = [{"i": i, "n": 3, "step_ms": 1} for i in range(3)]
+    jobs = manager.submit_many("concurrent", inputs)
+    batch = Batch(None, "concurrent", jobs, manager=manager)
+    assert len(batch) == 3 and list(batch) == jobs and batch[1] is jobs[1] and batch[-1] is jobs[2]
+    assert batch[0:2] == jobs[0:2]
+    assert all(isinstance(job, Job) for job in batch)
+    assert [job.result(timeout=60) for job in batch] == [{"i": 0}, {"i": 1}, {"i": 2}]
+
+
+def test_cancelling_a_batch_while_its_runs_are_still_going_out_leaves_nothing_queued_or_running(
+    server: LocalEndpoint, manager: JobManager, tmp_path
+) -> None:
+    gate = tmp_path / "gate"  # the one worker holds the first job until the test ends
+    jobs = manager.submit_many("gated", [{"wait_for_file": str(gate)} for _ in range(300)], max_parallel=4)
+    batch = Batch(None, "gated", jobs, manager=manager)
+    assert any(job.status is JobStatus.SUBMITTING for job in batch)  # cancelled mid-submission
+    cancelled = batch.cancel()
+    try:
+        eventually(batch.done, timeout=120)
+        assert cancelled == sum(job.status is JobStatus.CANCELLED for job in batch) == 300
+        for job in batch:
+            with pytest.raises(JobCancelledError):
+                job.result(timeout=0)
+        # The runs not yet sent were never sent; every queued one was cancelled on the server.
+        sent = [job for job in batch if job.id]
+        assert len(sent) < 300
+        health = manager.client().health("gated")
+        assert health["jobs"]["inQueue"] == 0 and health["jobs"]["inProgress"] == 0
+        assert {server.job("gated", job.id).status.value for job in sent} == {"CANCELLED"}
+    finally:
+        gate.touch()
+
+
+def test_every_state_of_a_job_is_a_job_status(manager: JobManager) -> None:
+    job = manager.submit("concurrent", {"i": 0, "n": 1, "step_ms": 1})
+    seen: list[object] = []
+    job.subscribe(lambda update: seen.append(update.job.status))
+    job.result(timeout=60)
+    assert isinstance(job.status, JobStatus) and job.status is JobStatus.COMPLETED
+    assert all(isinstance(status, JobStatus) for status in seen)
+    assert {JobStatus.SUBMITTING, JobStatus.SUBMIT_FAILED, JobStatus.UNKNOWN} <= set(JobStatus)
