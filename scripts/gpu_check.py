@@ -152,21 +152,10 @@ def _random_qwen_pipeline(torch: Any, device: str) -> Any:
         QwenImageLayeredPipeline,
         QwenImageTransformer2DModel,
     )
-    from tiny_qwen_pipeline import SPECIALS, byte_level_vocab
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2Tokenizer
+    from tiny_qwen_pipeline import byte_level_tokenizer
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
-    vocab = byte_level_vocab()
-    real_ids = dict(zip(SPECIALS, range(151643, 151643 + len(SPECIALS)), strict=True))
-    vocab.update(real_ids)
-    tokenizer = Qwen2Tokenizer(
-        vocab=vocab,
-        merges=[],
-        unk_token="<|endoftext|>",
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        additional_special_tokens=SPECIALS[1:],
-    )
-    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIALS}
+    tokenizer, ids = byte_level_tokenizer(first_special_id=151643)  # the real Qwen ids
     accepted = inspect.signature(QwenImageTransformer2DModel.__init__).parameters
     transformer_args = {k: v for k, v in QWEN_LAYERED_TRANSFORMER.items() if k in accepted}
     torch.manual_seed(0)

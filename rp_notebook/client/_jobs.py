@@ -13,11 +13,13 @@ docstring), and a 5xx answer to a run in a ServerError that says the same.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TypedDict, Unpack, cast
 
 from ..config import Settings, current_settings
-from ..errors import APIError, RunAnswerLostError, RunpodError, ServerError, TransportError
+from ..errors import APIError, RunAnswerLostError, ServerError, TransportError
 from ._budget import RequestBudget
 from ._http import HTTPTransport, RetryPolicy
 from ._status import TERMINAL_STATES, JobStatus
@@ -129,14 +131,21 @@ def _endpoint_call(method: str, endpoint_id: str, operation: str) -> _Call:
     return _Call(method, f"{endpoint_id}/{operation}", idempotent=True, what=f"endpoint {endpoint_id}")
 
 
-def _run_error(exc: TransportError | ServerError, base_url: str, endpoint_id: str) -> RunpodError:
-    """The error a run ends in when a job may exist: it says so, and where to look (`_http`)."""
-    advice = _where_to_look(base_url, endpoint_id)
-    if isinstance(exc, TransportError):
-        return RunAnswerLostError(endpoint_id, f"{exc}. {advice}")
-    return ServerError(
-        f"{exc}. {advice}", status_code=exc.status_code, body=exc.body, endpoint_id=endpoint_id
-    )
+@contextlib.contextmanager
+def _run_outcome_unknown(base_url: str, endpoint_id: str) -> Iterator[None]:
+    """Around a run (sync or async): the errors after which a job may exist become ones that say
+    so and where to look (`_http`); a request that never left this machine stays as it is."""
+    try:
+        yield
+    except TransportError as exc:
+        if not exc.maybe_delivered:
+            raise
+        raise RunAnswerLostError(endpoint_id, f"{exc}. {_where_to_look(base_url, endpoint_id)}") from None
+    except ServerError as exc:
+        advice = _where_to_look(base_url, endpoint_id)
+        raise ServerError(
+            f"{exc}. {advice}", status_code=exc.status_code, body=exc.body, endpoint_id=endpoint_id
+        ) from None
 
 
 def _status_sync_unsupported(exc: APIError) -> bool:
@@ -188,27 +197,15 @@ class JobsClient:
     def run(self, endpoint_id: str, input: dict[str, Any], **options: Unpack[RunOptions]) -> dict[str, Any]:
         """Queue a job; returns `{"id", "status"}`. A lost answer raises RunAnswerLostError and a 5xx
         a ServerError, both saying a job may have been queued; nothing is re-sent (see `_http`)."""
-        try:
+        with _run_outcome_unknown(self.http.base_url, endpoint_id):
             return self._send(_run_call(endpoint_id, input, options))
-        except TransportError as exc:
-            if not exc.maybe_delivered:
-                raise  # never reached the server: nothing was queued
-            raise _run_error(exc, self.http.base_url, endpoint_id) from None
-        except ServerError as exc:
-            raise _run_error(exc, self.http.base_url, endpoint_id) from None
 
     def runsync(
         self, endpoint_id: str, input: dict[str, Any], *, wait_ms: int = 90_000, **options: Unpack[RunOptions]
     ) -> dict[str, Any]:
         """Run and wait up to `wait_ms` (1,000-300,000) server-side; the body may still be non-final."""
-        try:
+        with _run_outcome_unknown(self.http.base_url, endpoint_id):
             return self._send(_runsync_call(endpoint_id, input, wait_ms, options))
-        except TransportError as exc:
-            if not exc.maybe_delivered:
-                raise
-            raise _run_error(exc, self.http.base_url, endpoint_id) from None
-        except ServerError as exc:
-            raise _run_error(exc, self.http.base_url, endpoint_id) from None
 
     # -- observe ----------------------------------------------------------------------------------
 
@@ -286,14 +283,8 @@ class AsyncJobsClient:
         self, endpoint_id: str, input: dict[str, Any], **options: Unpack[RunOptions]
     ) -> dict[str, Any]:
         """See `JobsClient.run`."""
-        try:
+        with _run_outcome_unknown(self.http.base_url, endpoint_id):
             return await self._send(_run_call(endpoint_id, input, options))
-        except TransportError as exc:
-            if not exc.maybe_delivered:
-                raise
-            raise _run_error(exc, self.http.base_url, endpoint_id) from None
-        except ServerError as exc:
-            raise _run_error(exc, self.http.base_url, endpoint_id) from None
 
     async def status(self, endpoint_id: str, job_id: str) -> dict[str, Any]:
         return await self._send(_job_call("GET", endpoint_id, "status", job_id, idempotent=True))

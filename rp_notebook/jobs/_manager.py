@@ -428,11 +428,12 @@ class JobManager:
         followed.sending = asyncio.Event()
         try:
             body = await client.run(job.endpoint_id, job.input, **options)
-        except RunpodError as exc:
+        except Exception as exc:  # noqa: BLE001 - a bug must not leave the job SUBMITTING for ever
             self._forget_submitting(job)
-            job.finish(error=exc, status=JobStatus.SUBMIT_FAILED)
+            error = exc if isinstance(exc, RunpodError) else self._lost(job, f"its run failed: {exc!r}", exc)
+            job.finish(error=error, status=JobStatus.SUBMIT_FAILED)
             if raise_errors:
-                raise
+                raise error from None
             return
         finally:
             followed.sending.set()
@@ -625,7 +626,7 @@ class JobManager:
 
     def _lost(self, job: Job, why: str, cause: BaseException | None = None) -> JobLostError:
         error = JobLostError(
-            f"job {job.id}: {why}",
+            f"job {job.id or '(not submitted)'}: {why}",
             job_id=job.id,
             status=str(job.status),
             endpoint_id=job.endpoint_id,

@@ -145,16 +145,17 @@ def test_the_qwen_engine_returns_the_requested_number_of_rgba_layers_through_the
     job = rp_notebook.layers(picture(), endpoint=endpoint, layers=count, prompt="a sunny meadow", **FAST)
     result = job.result(timeout=JOB_TIMEOUT_S)
     assert_layers(result, count)
-    assert job.output["engine"] == "qwen" and job.output["storage"] == "inline"
-    assert job.output["seed"] == FAST["seed"] and not job.output["warnings"]
+    assert result.engine == "qwen" and result.storage == "inline"
+    assert result.seed == FAST["seed"] and not result.warnings
 
 
 def test_an_empty_prompt_is_captioned_by_the_checkpoints_own_qwen2vl_processor(endpoint: str) -> None:
     # The engine refuses an empty prompt unless the loaded pipeline has a processor, and the
     # pipeline captions "" with it (vision tower, then generate) before anything else runs.
     job = rp_notebook.layers(picture(), endpoint=endpoint, layers=2, prompt="", **FAST)
-    assert_layers(job.result(timeout=JOB_TIMEOUT_S), 2)
-    assert job.output["engine"] == "qwen"
+    result = job.result(timeout=JOB_TIMEOUT_S)
+    assert_layers(result, 2)
+    assert result.engine == "qwen"
 
 
 def test_layers_too_large_to_return_inline_come_back_as_presigned_s3_urls_the_client_downloads(
@@ -183,13 +184,13 @@ def test_layers_too_large_to_return_inline_come_back_as_presigned_s3_urls_the_cl
     result = job.result(timeout=JOB_TIMEOUT_S)
     assert result.storage == "s3"
     assert_layers(result, 2)
-    urls = job.output["layers"]
+    urls = result.urls
     assert all(url.startswith(f"{moto_s3}/rp-qwen-layers/") for url in urls)
     # What the client decoded is what the bucket holds.
     for url, layer in zip(urls, result, strict=True):
         stored = Image.open(io.BytesIO(requests.get(url, timeout=30).content))
         assert stored.tobytes() == layer.tobytes()
-    assert "moto-secret-qwen" not in str(job.output)
+    assert "moto-secret-qwen" not in str(job.body)
 
 
 def test_a_checkpoint_missing_a_file_fails_every_job_at_once_naming_it_and_the_worker_keeps_serving(

@@ -38,20 +38,14 @@ def byte_level_vocab() -> dict[str, int]:
     return {ch: i for i, ch in enumerate(sorted(chr(c) for c in cs))}
 
 
-def build_tiny_pipeline() -> Any:
-    import torch
-    from diffusers import (
-        AutoencoderKLQwenImage,
-        FlowMatchEulerDiscreteScheduler,
-        QwenImageLayeredPipeline,
-        QwenImageTransformer2DModel,
-    )
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2Tokenizer
+def byte_level_tokenizer(first_special_id: int = 256) -> tuple[Any, dict[str, int]]:
+    """A Qwen2Tokenizer over the byte-level vocab, the special tokens from `first_special_id` on (keep
+    them below the text encoder's vocab_size); and the specials' ids, for the encoder's config."""
+    from transformers import Qwen2Tokenizer
 
-    torch.manual_seed(0)
     vocab = byte_level_vocab()
     for i, token in enumerate(SPECIALS):
-        vocab[token] = 256 + i  # below the text encoder's vocab_size
+        vocab[token] = first_special_id + i
     tokenizer = Qwen2Tokenizer(
         vocab=vocab,
         merges=[],
@@ -60,7 +54,21 @@ def build_tiny_pipeline() -> Any:
         pad_token="<|endoftext|>",
         additional_special_tokens=SPECIALS[1:],
     )
-    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIALS}
+    return tokenizer, {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIALS}
+
+
+def build_tiny_pipeline() -> Any:
+    import torch
+    from diffusers import (
+        AutoencoderKLQwenImage,
+        FlowMatchEulerDiscreteScheduler,
+        QwenImageLayeredPipeline,
+        QwenImageTransformer2DModel,
+    )
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    torch.manual_seed(0)
+    tokenizer, ids = byte_level_tokenizer()
 
     transformer = QwenImageTransformer2DModel(
         patch_size=2,
