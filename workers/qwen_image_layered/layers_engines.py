@@ -4,9 +4,11 @@
   image). torch and diffusers are imported only when the real model is loaded, so the colorsplit
   engine starts in a fraction of a second, and tests can inject any pipeline object (the tiny
   random one in tests/workers).
-- `colorsplit`: a LOCAL DEMO ENGINE, not the model. It splits the picture by colour (median-cut
-  quantisation) on CPU in well under a second, so the worker, the local endpoint and the notebook
-  side can be tried without a GPU. Its layers have the same count, size and format as the model's.
+- `colorsplit`: a LOCAL DEMO ENGINE, not the model. It puts each connected shape of one colour in
+  its own layer, the background first (layers_colorsplit.py), on CPU in well under a second, so the
+  worker, the local endpoint and the notebook side can be tried without a GPU. Its layers have the
+  same count, size, order (bottom first) and format as the model's, and composite back to the
+  picture at the output size exactly.
 
 An engine turns one `LayerRequest` into `layers` RGBA images, all of one size; encoding, storage
 and timing are the service's job.
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
+from layers_colorsplit import split_colors
 from layers_images import output_size
 from PIL import Image
 
@@ -42,7 +44,6 @@ __all__ = [
     "StopRequested",
     "cached_snapshot",
     "load_engine",
-    "quantize",
     "resolve_model_source",
     "split_colors",
 ]
@@ -284,67 +285,13 @@ _MODEL_ONLY = (
 )
 
 
-def _quantize_indices(
-    picture: Image.Image, colors: int, size: tuple[int, int] | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(cluster index per pixel (H, W), palette (K, 3), alpha (H, W)) of the picture at `size`.
-
-    The palette comes from a nearest-neighbour copy, which holds only the picture's own colours:
-    median cut on a smoothly resampled copy spends clusters on the blended edge colours (and, a
-    cluster's box being split by pixel count, splits a large flat area in two instead). The smooth
-    copy's pixels are then mapped to their nearest palette colour, so edges snap to a neighbour.
-    """
-    size = size or picture.size
-    # Pillow premultiplies alpha while resampling RGBA, so transparent pixels do not bleed.
-    smooth = picture if picture.size == size else picture.resize(size, Image.Resampling.LANCZOS)
-    sample = picture if picture.size == size else picture.resize(size, Image.Resampling.NEAREST)
-    # Median cut works on RGB only; alpha is carried through. No dithering: a dithered picture
-    # would scatter every cluster over the whole canvas.
-    palette_image = sample.convert("RGB").quantize(
-        colors=colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
-    )
-    quantized = smooth.convert("RGB").quantize(palette=palette_image, dither=Image.Dither.NONE)
-    palette = np.asarray(palette_image.getpalette() or [], dtype=np.uint8).reshape(-1, 3)
-    return np.asarray(quantized), palette, np.asarray(smooth.getchannel("A"))
-
-
-def quantize(picture: Image.Image, colors: int, size: tuple[int, int] | None = None) -> Image.Image:
-    """The picture at `size` with at most `colors` median-cut colours, its own alpha kept."""
-    index, palette, alpha = _quantize_indices(picture, colors, size)
-    rgba = np.empty((*index.shape, 4), dtype=np.uint8)
-    rgba[..., :3] = palette[index]
-    rgba[..., 3] = alpha
-    return Image.fromarray(rgba, "RGBA")
-
-
-def split_colors(picture: Image.Image, layers: int, size: tuple[int, int] | None = None) -> list[Image.Image]:
-    """`layers` RGBA images at `size`: layer i holds the pixels of colour cluster i, largest visible area first.
-
-    The clusters do not overlap, so alpha-compositing the layers in any order gives
-    `quantize(picture, layers, size)` exactly. A picture with fewer colours than `layers` leaves the
-    last layers empty.
-    """
-    index, palette, alpha = _quantize_indices(picture, layers, size)
-    # Area weighted by alpha: what you see. Pixel count breaks ties, so invisible clusters go last.
-    visible = np.bincount(index.ravel(), weights=alpha.ravel(), minlength=len(palette))
-    count = np.bincount(index.ravel(), minlength=len(palette))
-    order = sorted((k for k in range(len(palette)) if count[k]), key=lambda k: (-visible[k], -count[k], k))
-    out: list[Image.Image] = []
-    for k in order:
-        mask = index == k
-        rgba = np.zeros((*index.shape, 4), dtype=np.uint8)
-        rgba[mask, :3] = palette[k]
-        rgba[mask, 3] = alpha[mask]
-        out.append(Image.fromarray(rgba, "RGBA"))
-    out.extend(Image.new("RGBA", index.shape[::-1], (0, 0, 0, 0)) for _ in range(layers - len(out)))
-    return out
-
-
 class ColorSplitEngine:
-    """LOCAL DEMO ENGINE, not Qwen-Image-Layered: splits the picture into flat colour layers on CPU.
+    """LOCAL DEMO ENGINE, not Qwen-Image-Layered: one layer per connected shape of one colour, on CPU.
 
-    It honours `layers` and `resolution` (the output is sized as the model's would be) and reports
-    every model-only input the caller changed from its default in `warnings`.
+    It honours `layers` and `resolution` (the output is sized as the model's would be, and the
+    layers stack bottom first, the background first, as the model's do) and reports every
+    model-only input the caller changed from its default in `warnings`. More shapes than `layers`
+    are merged (no pixel is dropped); fewer leave the last layers empty.
     """
 
     name = "colorsplit"

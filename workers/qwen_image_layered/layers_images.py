@@ -28,6 +28,7 @@ __all__ = [
     "fetch_url",
     "output_size",
     "read_image",
+    "resize_note",
 ]
 
 #: A URL may point anywhere; cap the download. A 4096x4096 PNG of a photo is about 30-50 MB.
@@ -57,6 +58,21 @@ def output_size(width: int, height: int, resolution: int, multiple: int = OUTPUT
             f"the layers would be {out_w}x{out_h}; crop it closer to square",
         )
     return out_w, out_h
+
+
+def resize_note(width: int, height: int, resolution: int) -> str | None:
+    """The `warnings` entry that says the layers are not the input's size, and why; None when they are.
+
+    Both engines resize: the pipeline works at its bucket, whatever size the picture is.
+    """
+    out_w, out_h = output_size(width, height, resolution)
+    if (out_w, out_h) == (width, height):
+        return None
+    return (
+        f"resolution: resized {width}x{height} -> {out_w}x{out_h}: Qwen-Image-Layered works at 640 or "
+        f"1024 px (resolution={resolution}: an area of about {resolution}x{resolution}, the picture's "
+        "aspect ratio kept, each side a multiple of 32)"
+    )
 
 
 def fetch_url(url: str) -> bytes:

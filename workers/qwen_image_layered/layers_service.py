@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from layers_engines import Engine, LayerRequest, StopRequested
-from layers_images import base64_length, encode_png, fetch_url, output_size, read_image
+from layers_images import base64_length, encode_png, fetch_url, read_image, resize_note
 from layers_storage import (
     DEFAULT_INLINE_LIMIT,
     Bucket,
@@ -81,8 +81,11 @@ class LayersService:
         warnings = list(self.engine.check(params))
 
         picture = await asyncio.to_thread(read_image, params["image"], fetch=self._fetch)
-        # Refuses an aspect ratio the model cannot work at, before the model runs.
-        output_size(*picture.size, params["resolution"])
+        # Refuses an aspect ratio the model cannot work at, before the model runs; says when the
+        # layers will not be the picture's size.
+        resized = resize_note(*picture.size, params["resolution"])
+        if resized is not None:
+            warnings.append(resized)
         decoded = time.perf_counter()
 
         seed = params["seed"] or new_seed()
