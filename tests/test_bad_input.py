@@ -399,6 +399,8 @@ def option_strings(spec: ModelSpec) -> list[tuple[str, str | None, bool]]:
     model's magic, aliases included."""
     options = []
     for action in _model_parser(spec)._actions:
+        if action.nargs == 0:  # -h/--help: takes no value, prints the help (test_magic_newcomer.py)
+            continue
         for option in action.option_strings:
             options.append((option, action.dest if action.dest in spec else None, action.nargs != "?"))
     return options

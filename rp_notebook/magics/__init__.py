@@ -11,10 +11,13 @@ __all__ = ["RunpodMagics", "load_ipython_extension", "unload_ipython_extension"]
 
 
 def load_ipython_extension(ipython: Any) -> None:
+    from ..config import use_local_hint
     from ..views import install_formatters
 
     ipython.register_magics(RunpodMagics)
     install_formatters(ipython)
+    # Messages ("No Runpod API key. ...") name the way to start the local endpoint as a magic user would.
+    use_local_hint("%runpod local start")
 
 
 def unload_ipython_extension(ipython: Any) -> None:

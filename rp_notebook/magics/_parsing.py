@@ -14,18 +14,36 @@ from IPython.core.error import UsageError
 from ..config import check_endpoint_id
 from ..models import ModelSpec
 
-__all__ = ["MagicArgumentParser", "model_parser", "split_inputs"]
+__all__ = ["HelpShown", "MagicArgumentParser", "model_parser", "split_inputs"]
+
+
+class HelpShown(Exception):
+    """Raised once `-h` / `--help` has printed a parser's help; the %runpod router returns None.
+
+    argparse would call sys.exit there, and SystemExit in a magic prints a traceback."""
+
+    def _render_traceback_(self) -> list[str]:  # should it ever reach IPython: nothing more to show
+        return []
 
 
 class MagicArgumentParser(argparse.ArgumentParser):
-    """argparse that raises UsageError (IPython prints one line) instead of exiting the kernel."""
+    """argparse that raises UsageError (IPython prints one line) instead of exiting the kernel, and
+    whose `-h` / `--help` prints the help and raises HelpShown instead of exiting."""
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.update(add_help=False, allow_abbrev=False)
         super().__init__(**kwargs)
+        self.add_argument("-h", "--help", action="help", help="Show this help.")
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message}\n{self.format_usage().strip()}")
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if status:
+            raise UsageError(f"{self.prog}: {(message or 'error').strip()}")
+        if message:
+            print(message, end="")
+        raise HelpShown
 
 
 def model_parser(

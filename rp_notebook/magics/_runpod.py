@@ -8,9 +8,12 @@
                                 an interactive panel (--endpoint ID; tts: --voices VARIABLE)
 %runpod jobs [--limit N]        recent jobs of this and earlier sessions (the job ledger)
 %runpod attach JOB_ID | --all   follow jobs again after a restart, or show their saved results
-%runpod local start|stop|status the local Runpod-compatible endpoint (CPU engines, no account)
+%runpod local start [--port N]|stop|status
+                                the local Runpod-compatible endpoint (CPU engines, no account);
+                                stop puts back the settings start replaced
 %runpod gpus|templates|endpoints|deploy|scale|delete|use
                                 provisioning: GPU pools, templates, endpoints (see below)
+%runpod help [COMMAND]          this help, or one command's (also: %runpod COMMAND --help)
 """
 
 from __future__ import annotations
@@ -31,8 +34,9 @@ from ..models import MODELS, ModelSpec
 from ..widgets._panels import PANELS
 from ._jobs import attach_command, jobs_command
 from ._jobs import help_texts as jobs_help
-from ._parsing import MagicArgumentParser, model_parser, split_inputs
+from ._parsing import HelpShown, MagicArgumentParser, model_parser, split_inputs
 from ._provisioning import COMMANDS as PROVISIONING_COMMANDS
+from ._provisioning import FORGET
 from ._provisioning import help_texts as provisioning_help
 from ._provisioning import run_command as run_provisioning
 
@@ -70,11 +74,42 @@ def _panel_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 1 to 65535, got {text!r}")
+    return port
+
+
+def _local_parser() -> argparse.ArgumentParser:
+    parser = MagicArgumentParser(
+        prog="%runpod local",
+        description="The local Runpod-compatible endpoint on 127.0.0.1: Runpod's job and management APIs, "
+        "serving the workers on their CPU engines (no account, no GPU). start points this session at it; "
+        "stop puts back the key, URLs and endpoints it replaced.",
+    )
+    parser.add_argument(
+        "action",
+        nargs="?",
+        default="status",
+        choices=("start", "stop", "status"),
+        help="start it, stop it, or show the settings (default).",
+    )
+    parser.add_argument(
+        "--port", type=_port, metavar="N", help="start: the port to listen on, 1-65535 (default: a free one)."
+    )
+    return parser
+
+
 def _help() -> str:
     parts = [__doc__ or ""]
     for spec in MODELS.values():
         parts.append(_model_parser(spec).format_help())
     parts.append(_panel_parser().format_help())
+    parts.append(_local_parser().format_help())
     parts.extend(jobs_help())
     parts.extend(provisioning_help())
     return "\n".join(parts)
@@ -95,6 +130,15 @@ class RunpodMagics(Magics):
         return cast(dict[str, Any], self.shell.user_ns)
 
     def runpod(self, line: str, cell: str | None = None) -> Any:
+        try:
+            return self._run(line, cell)
+        except HelpShown:  # `--help` printed a command's help: nothing to return
+            return None
+
+    runpod.__doc__ = _help()
+    runpod = line_cell_magic(runpod)  # type: ignore[assignment]  # IPython's decorator types are loose
+
+    def _run(self, line: str, cell: str | None) -> Any:
         if len(line) > MAX_LINE_CHARS:
             # IPython's arg_split takes seconds on a line of a megabyte, before any field is checked.
             raise UsageError(
@@ -107,6 +151,9 @@ class RunpodMagics(Magics):
                 raise UsageError("%%runpod needs a model: %%runpod tts [options]")
             return self._setup_status()
         command, args = words[0], words[1:]
+        if command in ("-h", "--help"):
+            print(_help())
+            return None
         if command in MODELS:
             spec = MODELS[command]
             namespace = _model_parser(spec).parse_args(args)
@@ -127,15 +174,18 @@ class RunpodMagics(Magics):
             return attach_command(args)
         if command == "local":
             return self._local(args)
+        if command == "use":
+            _check_use(args)
         if command in PROVISIONING_COMMANDS:
             return run_provisioning(command, args)
         if command == "help":
-            print(_help())
-            return None
+            if not args:
+                print(_help())
+                return None
+            if args[0] not in _SUBCOMMANDS or args[0] == "help":
+                raise UsageError(f"%runpod help [COMMAND]; commands: {', '.join(_SUBCOMMANDS)}")
+            return self._run(f"{args[0]} --help", None)
         raise UsageError(f"unknown %runpod command {command!r}; commands: {', '.join(_SUBCOMMANDS)}")
-
-    runpod.__doc__ = _help()
-    runpod = line_cell_magic(runpod)  # type: ignore[assignment]  # IPython's decorator types are loose
 
     def _with_variables(self, spec: ModelSpec, inputs: dict[str, Any]) -> dict[str, Any]:
         """`%runpod layers photo` where `photo` is a variable (a PIL image, bytes, a path)."""
@@ -170,20 +220,52 @@ class RunpodMagics(Magics):
         return panel(namespace.kind, endpoint=namespace.endpoint, **options)
 
     def _local(self, args: list[str]) -> Any:
-        action = args[0] if args else "status"
-        if action == "start":
-            server = _api.start_local()
+        namespace = _local_parser().parse_args(args)
+        if namespace.port is not None and namespace.action != "start":
+            raise UsageError("--port is an option of %runpod local start")
+        if namespace.action == "start":
+            running = _api.local_endpoint()
+            if running is not None:
+                note = f"the local endpoint is already running at {running.url}"
+                if namespace.port is not None and namespace.port != running.port:
+                    note += (
+                        f"; to move it to port {namespace.port}: %runpod local stop, "
+                        f"then %runpod local start --port {namespace.port}"
+                    )
+                print(note)
+                return self._setup_status()
+            server = _api.start_local(port=namespace.port or 0)
             return Rendered(display.setup_bundle(_setup_rows()), f"local endpoint at {server.url}")
-        if action == "stop":
-            _api.stop_local()
-            print("local endpoint stopped")
+        if namespace.action == "stop":
+            running = _api.local_endpoint()
+            _api.stop_local()  # also when it died on its own: its settings are put back
+            print(_after_stop() if running is not None else "the local endpoint is not running")
             return None
-        if action == "status":
-            return self._setup_status()
-        raise UsageError("%runpod local start | stop | status")
+        return self._setup_status()
 
     def _setup_status(self) -> Any:
         return Rendered(display.setup_bundle(_setup_rows()), "")
+
+
+def _after_stop() -> str:
+    """What `%runpod local stop` says: where jobs go now that the settings are put back."""
+    settings = current_settings()
+    models = [f"{model} on {endpoint}" for model, endpoint in settings.endpoints.items() if model in MODELS]
+    if not models:
+        return (
+            "local endpoint stopped; no other endpoint is configured: %runpod local start starts it again, "
+            "and %runpod shows how to set up Runpod"
+        )
+    return f"local endpoint stopped; jobs go to {settings.endpoint_base_url} again: {', '.join(models)}"
+
+
+def _check_use(args: list[str]) -> None:
+    """`%runpod use ID as MODEL`: refuse an endpoint the job API does not know, before it is saved."""
+    namespace = PROVISIONING_COMMANDS["use"][0]().parse_args(args)
+    if namespace.endpoint.lower() == FORGET:  # forget the saved choice: nothing to check
+        return
+    if _api.check_endpoint(namespace.endpoint) is None:
+        print(f"(endpoint {namespace.endpoint} not checked: no API key to ask the job API with)")
 
 
 def _setup_rows() -> list[tuple[str, str, str]]:

@@ -14,12 +14,24 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import struct
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from ..errors import InputError
 
-__all__ = ["audio_format", "decode_base64", "download_input", "image_size", "media_bytes"]
+__all__ = [
+    "UrlProbe",
+    "audio_format",
+    "decode_base64",
+    "download_input",
+    "image_size",
+    "media_bytes",
+    "probe_url",
+    "shown_url",
+]
 
 #: JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic...): they carry the size.
 _JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
@@ -176,3 +188,125 @@ def download_input(url: str, *, field: str, max_bytes: int) -> bytes:
         # Only scheme, host and path: the query of a presigned URL is a credential.
         shown = url.split("?", 1)[0]
         raise InputError(field, f"could not be downloaded from {shown}: {type(err).__name__}") from None
+
+
+def shown_url(url: str) -> str:
+    """`url` as it may be shown: scheme, host and path only (the query of a presigned URL is a credential)."""
+    return url.split("?", 1)[0].split("#", 1)[0]
+
+
+@dataclass(frozen=True)
+class UrlProbe:
+    """What `probe_url` learnt about a URL without downloading all of it."""
+
+    #: The URL as it may be shown (`shown_url`).
+    shown: str
+    #: The media type the server gives (`image/png`), lower case, without parameters; "" if none.
+    content_type: str
+    #: The body's size in bytes, when the server said it or the body was read to its end.
+    size: int | None
+    #: The body's first bytes (up to `head_bytes`): enough for a file header.
+    head: bytes
+
+
+#: `Content-Range: bytes 0-65535/1234567` (the total is `*` when the server does not know it).
+_CONTENT_RANGE = re.compile(r"bytes\s+\d+-\d+/(\d+)")
+
+
+def probe_url(
+    url: str,
+    *,
+    field: str,
+    max_bytes: int,
+    head_bytes: int = 1 << 16,
+    timeout: float = 10.0,
+    read_budget_s: float = 20.0,
+) -> UrlProbe:
+    """Check that `url` can be downloaded and is at most `max_bytes`, reading only its first bytes.
+
+    A HEAD first (its Content-Length refuses a file that is too large without a byte of it), then
+    a GET for the first `head_bytes` (a Range request; from a server that ignores Range, no more of
+    the body is read than needed). When no header gives the size, the body is read on, up to
+    `max_bytes` (for at most `read_budget_s` seconds; after that its size stays unknown). Raises
+    InputError naming `field`: unreachable, an HTTP error status, empty, or too large.
+
+    A HEAD answered with an error status decides nothing: some servers, and presigned URLs (signed
+    for GET only), refuse HEAD yet serve the file. `timeout`: seconds to connect (at most 5) and
+    between bytes.
+    """
+    import requests
+
+    shown = shown_url(url)
+    timeouts = (min(timeout, 5.0), timeout)
+    size: int | None = None
+    content_type = ""
+    body = bytearray()
+    try:
+        head = requests.head(url, timeout=timeouts, allow_redirects=True)
+        if head.ok:
+            content_type = _media_type(head.headers.get("Content-Type"))
+            if not head.headers.get("Content-Encoding"):  # else the length is the compressed one
+                size = _header_int(head.headers.get("Content-Length"))
+            _check_download_size(field, shown, size, max_bytes)
+        with requests.get(
+            url,
+            headers={"Range": f"bytes=0-{head_bytes - 1}", "Accept-Encoding": "identity"},
+            timeout=timeouts,
+            stream=True,
+        ) as response:
+            if response.status_code == 416:  # not even byte 0 to give: an empty file
+                raise InputError(field, f"{shown} is empty (0 bytes)")
+            if response.status_code >= 400:
+                reason = f" {response.reason}" if response.reason else ""
+                raise InputError(
+                    field, f"could not be downloaded from {shown}: HTTP {response.status_code}{reason}"
+                )
+            content_type = _media_type(response.headers.get("Content-Type")) or content_type
+            partial = response.status_code == 206
+            if partial:
+                total = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+                size = int(total.group(1)) if total else size
+            elif _header_int(response.headers.get("Content-Length")) is not None:
+                size = _header_int(response.headers.get("Content-Length"))
+            _check_download_size(field, shown, size, max_bytes)
+            read_on = not partial and size is None  # only reading tells the size
+            deadline = time.monotonic() + read_budget_s
+            ended = True
+            for block in response.iter_content(1 << 16):
+                body += block
+                if len(body) > max_bytes:
+                    raise InputError(field, f"{shown} is {_over(max_bytes)}")
+                if len(body) >= head_bytes and (not read_on or time.monotonic() > deadline):
+                    ended = False
+                    break
+    except requests.RequestException as err:
+        raise InputError(field, f"could not be downloaded from {shown}: {type(err).__name__}") from None
+    if ended and (not partial or len(body) < head_bytes):  # the whole file was read: its size is known
+        size = len(body)
+    if not body or size == 0:
+        raise InputError(field, f"{shown} is empty (0 bytes)")
+    return UrlProbe(shown=shown, content_type=content_type, size=size, head=bytes(body[:head_bytes]))
+
+
+def _over(max_bytes: int) -> str:
+    return f"over the {_megabytes(max_bytes)} limit (the most the worker downloads): make the file smaller"
+
+
+def _check_download_size(field: str, shown: str, size: int | None, max_bytes: int) -> None:
+    if size is not None and size > max_bytes:
+        raise InputError(field, f"{shown} is {_megabytes(size)}, {_over(max_bytes)}")
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:,.1f} MB" if size % 1_000_000 else f"{size // 1_000_000:,} MB"
+
+
+def _media_type(value: str | None) -> str:
+    return (value or "").split(";", 1)[0].strip().lower()
+
+
+def _header_int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
