@@ -48,6 +48,7 @@ __all__ = [
     "remember_endpoint",
     "reset_configuration",
     "save_api_key",
+    "use_local_hint",
     "user_config_file",
 ]
 
@@ -110,7 +111,7 @@ class Settings:
         if self.api_key is None or not self.api_key.reveal():
             raise ConfigurationError(
                 "No Runpod API key. Set RUNPOD_API_KEY in the environment or a .env file, run `runpod config`, "
-                "or start the local endpoint (rp_notebook.start_local()) to try things without an account."
+                f"or {_try_local()}: no account needed."
             )
         return self.api_key
 
@@ -119,7 +120,7 @@ class Settings:
         if not endpoint_id:
             raise ConfigurationError(
                 f"No endpoint for {model!r}: pass --endpoint ID, set RP_NOTEBOOK_{model.upper()}_ENDPOINT, "
-                "or start the local endpoint (rp_notebook.start_local())."
+                f"or {_try_local()}."
             )
         # Ids from configure() and `%runpod use` were checked on the way in; one from the environment,
         # .env or a hand-edited config file is checked here, before it becomes part of a URL path.
@@ -130,6 +131,27 @@ class Settings:
         if self.api_key is not None and self.api_key.reveal():
             return text.replace(self.api_key.reveal(), "********")
         return text
+
+
+#: How messages tell the reader to start the local endpoint; `use_local_hint` sets it.
+_local_hint = "rp_notebook.start_local()"
+
+
+def use_local_hint(text: str) -> None:
+    """Name the way to start the local endpoint in messages such as "No Runpod API key. ...".
+
+    The default, "rp_notebook.start_local()", suits Python; the magics say "%runpod local start",
+    the CLI "--local" (an option: the message then reads "add --local to run on the local endpoint").
+    """
+    global _local_hint
+    _local_hint = text
+
+
+def _try_local() -> str:
+    hint = _local_hint
+    if hint.startswith("-"):
+        return f"add {hint} to run on the local endpoint"
+    return f"start the local endpoint with {hint}"
 
 
 _lock = threading.Lock()

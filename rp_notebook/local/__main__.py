@@ -2,7 +2,10 @@
 
 Runs the local endpoint in the foreground until Ctrl+C / SIGTERM. The API key is never printed:
 a generated key is written to `<state dir>/api_key` (mode 0600) and the path is printed instead.
-`main_local_up(argv)` is the entry point for the `rp-notebook local up` CLI command.
+`main_local_up(argv)` parses and runs; `run_local_up(args)` runs what `build_up_parser` parsed, for a
+CLI that embeds these options (`rp-notebook local up`). Every option is checked by its argparse type, so
+a bad one ends in argparse's usage error, never a traceback: a port outside 0-65535, a log level that
+is not one.
 """
 
 from __future__ import annotations
@@ -16,7 +19,11 @@ from pathlib import Path
 from ._config import RUN_RESULT_RETENTION_S
 from ._server import LocalEndpoint, serve
 
-__all__ = ["build_up_parser", "main", "main_local_up"]
+__all__ = ["build_up_parser", "main", "main_local_up", "run_local_up"]
+
+#: The largest TCP port.
+MAX_PORT = 65535
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def build_up_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -24,7 +31,9 @@ def build_up_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
     parser = parser or argparse.ArgumentParser(
         prog="rp-notebook local up", description="Run the local Runpod-compatible endpoint."
     )
-    parser.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (0: any free port)")
+    parser.add_argument(
+        "--port", type=_port, default=8000, help="port on 127.0.0.1, 1-65535 (0: any free port; default 8000)"
+    )
     key = parser.add_mutually_exclusive_group()
     key.add_argument("--api-key", help="the API key clients must send (default: a random one)")
     key.add_argument("--api-key-file", type=Path, help="read the API key from this file")
@@ -33,7 +42,13 @@ def build_up_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
         type=Path,
         help="folder for the key file, server.json and worker logs (default: a temp dir)",
     )
-    parser.add_argument("--log-level", default="INFO", help="server log level (default INFO)")
+    parser.add_argument(
+        "--log-level",
+        type=_log_level,
+        default="INFO",
+        metavar="LEVEL",
+        help=f"server log level: {', '.join(LOG_LEVELS)} (default INFO)",
+    )
     parser.add_argument(
         "--result-retention",
         type=_positive_seconds,
@@ -49,6 +64,25 @@ def build_up_parser(parser: argparse.ArgumentParser | None = None) -> argparse.A
         "timings. Off by default, so that what works here also works on Runpod",
     )
     return parser
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number (a whole number), got {text!r}") from None
+    if not 0 <= port <= MAX_PORT:
+        raise argparse.ArgumentTypeError(
+            f"{port} is not a TCP port: expected 1 to {MAX_PORT}, or 0 for any free port"
+        )
+    return port
+
+
+def _log_level(text: str) -> str:
+    level = text.upper()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(LOG_LEVELS)}, got {text!r}")
+    return level
 
 
 def _positive_seconds(text: str) -> float:
@@ -92,9 +126,13 @@ def _print_banner(server: LocalEndpoint) -> None:
 
 
 def main_local_up(argv: Sequence[str] | None = None) -> int:
-    args = build_up_parser().parse_args(argv)
+    return run_local_up(build_up_parser().parse_args(argv))
+
+
+def run_local_up(args: argparse.Namespace) -> int:
+    """Serve until Ctrl+C / SIGTERM with the options `build_up_parser` parsed; the exit status."""
     log_format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=args.log_level.upper(), format=log_format)
+    logging.basicConfig(level=args.log_level, format=log_format)
     api_key = args.api_key
     if args.api_key_file is not None:
         try:
