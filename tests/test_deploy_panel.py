@@ -7,15 +7,19 @@ does; the deploy itself then runs on the panel's background thread while the tes
 from __future__ import annotations
 
 import json
+import re
 
 import ipywidgets as widgets
 import pytest
+import traitlets
 from helpers import eventually
 
 import rp_notebook
+from rp_notebook import display
 from rp_notebook.config import current_settings
-from rp_notebook.provisioning import Provisioner, preset_for
+from rp_notebook.provisioning import GPU_POOLS, Provisioner, preset_for
 from rp_notebook.widgets import DeployPanel
+from rp_notebook.widgets._deploy_panel import PoolTable
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -30,8 +34,19 @@ def opened():
         panel.close()
 
 
-def label_of(panel: DeployPanel, pool_id: str) -> str:
-    return next(label for label, value in panel.pools.options if value == pool_id)
+def row_of(panel: DeployPanel, pool_id: str) -> tuple[str, ...]:
+    return next(row for row in panel.pools.rows() if row[0] == pool_id)
+
+
+def fits_column(panel: DeployPanel) -> dict[str, bool]:
+    return {row[0]: row[4] == "✓" for row in panel.pools.rows()}
+
+
+def every_widget(root: widgets.Widget) -> list[widgets.Widget]:
+    found = [root]
+    for child in getattr(root, "children", ()):
+        found += every_widget(child)
+    return found
 
 
 def server_objects() -> tuple[set[str], set[str]]:
@@ -46,27 +61,104 @@ def test_controls_start_at_the_models_preset_and_a_new_model_resets_them(opened)
     assert panel.pools.value == tts.gpu_pools
     assert (panel.workers_min.value, panel.workers_max.value) == (tts.workers_min, tts.workers_max)
     assert panel.idle_timeout.value == tts.idle_timeout_s and panel.flashboot.value is True
-    assert "too small" not in label_of(panel, "AMPERE_16")
+    assert row_of(panel, "AMPERE_16")[4] == "✓"
 
     panel.workers_max.value = 7
     panel.model.value = "layers"
     layers = preset_for("layers")
     assert panel.pools.value == layers.gpu_pools and panel.workers_max.value == layers.workers_max
     assert panel.idle_timeout.value == layers.idle_timeout_s
-    label = label_of(panel, "AMPERE_48")
-    assert label.startswith("AMPERE_48 · A40 / RTX A6000 · 48 GB · ")
-    assert "too small for layers (needs 58 GB)" in label
-    assert "too small" not in label_of(panel, "AMPERE_80")
+    assert row_of(panel, "AMPERE_48") == ("AMPERE_48", "A40 / RTX A6000", "48 GB", "—", "✗ too small")
+    assert row_of(panel, "AMPERE_80")[4] == "✓"
 
 
-def test_pool_labels_get_the_live_price_or_a_dash(use_local, opened):
-    panel = DeployPanel()
+@pytest.mark.parametrize("model", ["tts", "layers"])
+def test_the_fits_column_is_the_presets_memory_need_and_follows_the_model(model, opened):
+    other = "layers" if model == "tts" else "tts"
+    panel = DeployPanel(model=other)
+    opened(panel)
+    panel.model.value = model
+    need = preset_for(model).min_vram_gb
+    assert fits_column(panel) == {pool.id: pool.vram_gb >= need for pool in GPU_POOLS.values()}
+    assert f"fits {model} (needs {need:g} GB)" in panel.pools.header[-1].value
+    # The selection follows the model too: its preset's pools are ticked, tinted and named.
+    chosen = preset_for(model).gpu_pools
+    assert panel.pools.value == chosen
+    for pool_id, box in panel.pools.checkboxes.items():
+        assert box.value is (pool_id in chosen)
+        tinted = {cell.style.background for cell in panel.pools.cells[pool_id]}
+        assert tinted == ({"#dbeafe"} if pool_id in chosen else {None})
+    assert re.findall(r"<b>(\w+)</b>", panel.pools.selected.value) == list(chosen)
+    assert panel.pools.selected.value.count("Selected:") == 1
+
+
+def test_ticking_pools_changes_the_selection_and_a_too_small_one_is_marked(opened):
+    panel = DeployPanel(model="layers")
+    opened(panel)
+    panel.pools.checkboxes["HOPPER_141"].value = False
+    panel.pools.checkboxes["AMPERE_48"].value = True
+    assert panel.pools.value == ("AMPERE_80", "ADA_80_PRO", "AMPERE_48")  # the preset's order kept
+    assert panel.overrides()["gpu_pools"] == panel.pools.value
+    assert "AMPERE_48 (too small for layers)" in panel.pools.selected.value
+    assert {cell.style.background for cell in panel.pools.cells["AMPERE_48"]} == {"#fee2e2"}
+    panel.pools.value = ()
+    assert not any(box.value for box in panel.pools.checkboxes.values())
+    assert (
+        "Selected: <span" in panel.pools.selected.value
+        and "choose at least one" in panel.pools.selected.value
+    )
+    with pytest.raises(traitlets.TraitError, match="unknown GPU pool 'AMPERE_12'"):
+        panel.pools.value = ("AMPERE_12",)
+
+
+def test_the_pools_table_is_the_local_endpoints_gpu_list(use_local, opened):
+    panel = DeployPanel(model="layers")
     opened(panel)
     eventually(lambda: not panel.busy)
     assert "ready" in panel.status.value  # the prices loaded without an error
-    for label, _ in panel.pools.options:
-        price = label.split(" · ")[3]
-        assert price == "—/h" or (price.startswith("$") and price.endswith("/h"))
+    with Provisioner() as prov:
+        listed = prov.gpus(model="layers")
+    assert panel.pools.rows() == [
+        (
+            info.pool.id,
+            info.pool.label,
+            display.vram_text(info.pool),
+            "—" if info.price_per_hour is None else f"{display.price_text(info.price_per_hour)}/h",
+            "✓" if info.fits else "✗ too small",
+        )
+        for info in listed
+    ]
+    assert all(info.price_per_hour is None for info in listed)  # the local endpoint invents none
+    assert "no price on the local endpoint" in panel.pools.note.value
+
+
+def test_a_price_the_api_gives_is_shown():
+    table = PoolTable(GPU_POOLS.values())
+    try:
+        table.set_prices({"ADA_24": 0.69, "AMPERE_16": None}, note="no price on the local endpoint")
+        prices = {row[0]: row[3] for row in table.rows()}
+        assert prices["ADA_24"] == "$0.69/h" and prices["AMPERE_16"] == "—"
+        table.set_prices({pool_id: 1.0 for pool_id in GPU_POOLS}, note="unused")
+        assert table.note.value == ""  # nothing to explain when every pool has its price
+    finally:
+        table.close()
+
+
+def test_the_panel_fits_the_output_width(opened):
+    panel = DeployPanel()
+    opened(panel)
+    assert panel.layout.width == "100%" and panel.pools.layout.width == "100%"
+    assert panel.pools.grid.layout.width == "100%"
+    assert "px" not in panel.pools.grid.layout.grid_template_columns  # shares out the width
+    for widget in every_widget(panel):
+        for name in ("width", "min_width"):
+            for pixels in re.findall(r"(\d+)px", getattr(widget.layout, name) or ""):
+                assert int(pixels) <= 600, (widget, name)
+    for cell in (cell for cells in panel.pools.cells.values() for cell in cells):
+        assert "white-space:normal" in cell.value  # long GPU lists wrap instead of widening the table
+    for box in panel.children:
+        if isinstance(box, widgets.HBox) and box.children[0] is not panel.deploy_button:
+            assert box.layout.flex_flow == "row wrap"
 
 
 def test_deploy_runs_in_the_background_and_shows_the_new_endpoints_health(use_local, opened):

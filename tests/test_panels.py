@@ -13,6 +13,7 @@ import json
 import math
 import struct
 import wave
+from html import escape
 
 import ipywidgets as widgets
 import pytest
@@ -21,6 +22,7 @@ from IPython.core.error import UsageError
 from PIL import Image
 
 import rp_notebook
+from rp_notebook.errors import InputError
 from rp_notebook.jobs import get_manager
 from rp_notebook.jobs._job import WATCH_NEW_JOBS
 from rp_notebook.models import LAYERS, TTS, Field, ModelSpec
@@ -67,6 +69,39 @@ def wav_clip(seconds: float = 1.5, rate: int = 16_000) -> bytes:
 
 def status_of(panel) -> str:
     return panel.status.value
+
+
+def form_widgets(panel) -> list[widgets.Widget]:
+    """Every widget of a panel above its buttons (the form), boxes and accordions opened."""
+    found: list[widgets.Widget] = []
+
+    def walk(widget: widgets.Widget) -> None:
+        found.append(widget)
+        if isinstance(widget, widgets.Box):
+            for child in widget.children:
+                walk(child)
+
+    for child in panel.children:
+        if child is panel.generate_button or panel.generate_button in getattr(child, "children", ()):
+            break
+        walk(child)
+    return found
+
+
+def client_message(spec: ModelSpec, **values) -> str:
+    """The message of the client's own InputError for these values."""
+    with pytest.raises(InputError) as caught:
+        spec.validate(values)
+    return str(caught.value)
+
+
+def shown_under(panel, message: widgets.HTML, widget: widgets.Widget) -> bool:
+    """Whether `message` is visible, directly after `widget` in the box that holds both."""
+    for box in form_widgets(panel):
+        children = list(getattr(box, "children", ()))
+        if widget in children and message in children:
+            return children.index(message) == children.index(widget) + 1 and message.layout.display != "none"
+    return False
 
 
 # -- controls come from the field definitions ---------------------------------------------------------
@@ -118,6 +153,101 @@ def test_a_changed_field_definition_changes_the_control():
     assert form.values() == {"text": "", "speed": 1.25, "count": 3, "seed": 0, "mode": 640}
     with pytest.raises(TypeError, match="media"):
         field_control(Field("clip", str, "a clip", media=True))
+
+
+@pytest.mark.parametrize("panel_class", [TTSPanel, LayersPanel])
+def test_every_field_row_of_a_panel_has_one_label_width_that_holds_its_longest_label(panel_class, opened):
+    panel = panel_class()
+    opened(panel)
+    labelled = [
+        widget
+        for widget in form_widgets(panel)
+        if getattr(widget, "description", "")
+        and hasattr(widget.style, "description_width")
+        and not isinstance(widget, widgets.Button | widgets.FileUpload)
+    ]
+    assert set(panel.form.controls.values()) <= set(labelled)  # every field, sliders and boxes alike
+    widths = {widget.style.description_width for widget in labelled}
+    assert len(widths) == 1, widths
+    (width,) = widths
+    assert width.endswith("ch") and int(width[:-2]) > max(len(w.description) for w in labelled)
+    for name, control in panel.form.controls.items():
+        if isinstance(control, widgets.Checkbox):
+            assert control.indent, name  # its box in the control column, under the sliders
+        # The message line starts where the control does, past the label column.
+        assert width in panel.form.messages[name].layout.margin
+
+
+# -- checked as the values change ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["   ", "x" * 5_001], ids=["empty", "too-long"])
+def test_a_bad_text_disables_generate_and_says_why_under_the_text(text, opened):
+    panel = TTSPanel(text="Fine text.")
+    opened(panel)
+    message = panel.form.messages["text"]
+    assert not panel.generate_button.disabled and message.value == "" and message.layout.display == "none"
+
+    panel.text.value = text
+    expected = client_message(TTS, text=text)  # what the client's InputError says, word for word
+    assert expected.startswith("text: ") and "expected text of 1 to 5,000 characters" in expected
+    assert panel.generate_button.disabled and expected in panel.generate_button.tooltip
+    assert escape(expected) in message.value and "rp-error" in message.value
+    assert shown_under(panel, message, panel.text)
+    assert all(m.value == "" for name, m in panel.form.messages.items() if name != "text")
+
+    panel.text.value = "Fixed."
+    assert not panel.generate_button.disabled
+    assert message.value == "" and message.layout.display == "none"
+
+
+def test_a_new_tts_panel_without_text_offers_no_generate(opened):
+    panel = TTSPanel()
+    opened(panel)
+    assert panel.generate_button.disabled
+    assert escape(client_message(TTS, text="")) in panel.form.messages["text"].value
+
+
+def test_a_voice_the_client_would_refuse_disables_generate_with_the_message_under_the_voice(opened):
+    panel = TTSPanel(text="Fine text.", voices={"missing": "/nonexistent/voice.wav"})
+    opened(panel)
+    message = panel.form.messages["voice"]
+    voice_row = next(box for box in form_widgets(panel) if panel.voice in getattr(box, "children", ()))
+    panel.voice.value = "preset:missing"
+    assert panel.generate_button.disabled and "voice: no such file: /nonexistent/voice.wav" in message.value
+    assert shown_under(panel, message, voice_row)
+    panel.voice.value = "built-in"
+    assert not panel.generate_button.disabled and message.value == ""
+
+    panel.voice_upload.value = upload("notes.txt", "text/plain", b"this is not audio at all")
+    assert panel.voice.value == "uploaded" and panel.generate_button.disabled
+    assert "voice: is not an audio file" in message.value
+    panel.voice_upload.value = upload("clip.wav", "audio/wav", wav_clip(0.2))
+    assert not panel.generate_button.disabled and message.value == ""
+
+
+def test_layers_generate_waits_for_a_picture_the_client_accepts(opened):
+    panel = LayersPanel()
+    opened(panel)
+    message = panel.form.messages["image"]
+    upload_row = next(box for box in form_widgets(panel) if panel.upload in getattr(box, "children", ()))
+    assert panel.generate_button.disabled and shown_under(panel, message, upload_row)
+    assert "image: upload a picture first" in message.value
+
+    panel.upload.value = upload("notes.txt", "text/plain", b"not a picture")
+    assert panel.generate_button.disabled and "image: is not a picture Pillow can read" in message.value
+
+    png = io.BytesIO()
+    Image.new("RGB", (32, 24), (10, 20, 30)).save(png, format="PNG")
+    panel.upload.value = upload("small.png", "image/png", png.getvalue())
+    assert not panel.generate_button.disabled and message.value == "" and message.layout.display == "none"
+
+    panel.form["prompt"].value = "y" * 2_001  # a form field of the layers spec, checked the same way
+    expected = client_message(LAYERS, image="http://example.com/x.png", prompt="y" * 2_001)
+    assert panel.generate_button.disabled and escape(expected) in panel.form.messages["prompt"].value
+    assert shown_under(panel, panel.form.messages["prompt"], panel.form["prompt"])
+    panel.form["prompt"].value = "a red square"
+    assert not panel.generate_button.disabled
 
 
 # -- the TTS panel ---------------------------------------------------------------------------------------
@@ -175,7 +305,10 @@ def test_bad_values_show_the_fields_message_and_submit_nothing(use_local, opened
     opened(panel)
     before = len(get_manager().jobs())
     setup(panel)
-    panel.generate_button.click()  # must not raise: the message goes to the status line
+    # Offered no more, and the same message stands under the field ...
+    assert panel.generate_button.disabled
+    assert any(message in line.value for line in panel.form.messages.values())
+    panel.generate_button.click()  # ... and a click anyway must not raise: it goes to the status line
     assert message in status_of(panel) and "rp-error" in status_of(panel)
     assert panel.jobs == [] and len(get_manager().jobs()) == before
 
@@ -244,6 +377,7 @@ def test_layers_panel_turns_an_uploaded_png_into_a_gallery(use_local, opened):
 def test_layers_panel_without_a_picture_asks_for_one(use_local, opened):
     panel = LayersPanel()
     opened(panel)
+    assert panel.generate_button.disabled
     panel.generate_button.click()
     assert "image: upload a picture first" in status_of(panel) and panel.jobs == []
 

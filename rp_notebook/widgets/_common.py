@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterable, Iterator
 from html import escape
 from typing import Any, TypeVar
 
@@ -30,9 +31,13 @@ from ..views import TICKER, Ticker, gallery_of
 __all__ = [
     "TICKER",
     "Ticker",
+    "align_labels",
     "error_html",
+    "field_message_html",
     "guarded",
     "job_status_html",
+    "label_width",
+    "labelled_widgets",
     "progress_text",
     "result_view",
 ]
@@ -129,3 +134,58 @@ def result_view(result: Any) -> widgets.Widget:
     view = widgets.HTML(f"<pre style='white-space:pre-wrap;margin:0'>{escape(text)}</pre>")
     view.add_class("rp-raw-result")
     return view
+
+
+# -- one label width per panel ----------------------------------------------------------------------------
+
+#: Room per character of a label, in `ch` (the width of "0"): lower-case text is narrower than "0" on
+#: average, but "m" and "w" are wider, so a little over one keeps the longest label whole.
+LABEL_CH_PER_CHAR = 1.1
+#: What a slider, dropdown or box gets next to the label column (its readout included).
+CONTROL_PX = 320
+
+
+def label_width(labels: Iterable[str]) -> str:
+    """A CSS width for a label column that holds every one of `labels` whole, e.g. "22ch"."""
+    longest = max((len(label) for label in labels), default=0)
+    return f"{math.ceil(longest * LABEL_CH_PER_CHAR) + 1}ch"
+
+
+def labelled_widgets(roots: Iterable[widgets.Widget]) -> Iterator[widgets.Widget]:
+    """Every widget under `roots` (boxes and accordions opened) with a description in a label column."""
+    for widget in roots:
+        if isinstance(widget, widgets.Box):
+            yield from labelled_widgets(widget.children)
+        elif (
+            getattr(widget, "description", "")
+            and hasattr(getattr(widget, "style", None), "description_width")
+            and not isinstance(widget, widgets.Button | widgets.FileUpload)
+        ):
+            yield widget
+
+
+def align_labels(roots: Iterable[widgets.Widget]) -> str:
+    """Give every labelled widget under `roots` one label width (the longest label's), so their
+    sliders, boxes and checkboxes start at the same x. Returns that width (CSS).
+
+    A control's own width becomes the label column plus CONTROL_PX (capped at the output's width),
+    unless it was given one (a full-width text box keeps its 100%).
+    """
+    found = list(labelled_widgets(roots))
+    width = label_width(str(widget.description) for widget in found)
+    for widget in found:
+        widget.style.description_width = width
+        if not widget.layout.width:
+            widget.layout.width = f"calc({width} + {CONTROL_PX}px)"
+            widget.layout.max_width = "100%"
+    return width
+
+
+def field_message_html(exc: BaseException | None) -> str:
+    """The small red line under a field that holds a bad value (empty when it is fine)."""
+    if exc is None:
+        return ""
+    return (
+        f"<div class='rp-error' style='color:{ERROR_COLOR};font-size:12px;line-height:1.3;"
+        f"white-space:normal'>{escape(str(exc))}</div>"
+    )

@@ -1,9 +1,11 @@
 """DeployPanel: pick a model preset, GPU pools and workers, press Deploy, watch the endpoint come up.
 
 The controls start at the model's preset (`preset_for`) and changing the model resets them to the
-new preset, so the panel never offers a combination the preset would not start from. Pools are
-labelled with what `%runpod gpus` shows (GPUs, memory, live price) and marked when too small for
-the chosen model; choosing one anyway is refused at Deploy with `Provisioner`'s own message
+new preset, so the panel never offers a combination the preset would not start from. The pools are
+a table of what `%runpod gpus --model` shows (pool, GPUs, memory, live price, whether the chosen
+model fits, from the preset's memory need), one checkbox per row; chosen rows are tinted and named
+in a "Selected:" line. The table takes the output's width and its text wraps. Choosing a pool too
+small for the model is refused at Deploy with `Provisioner`'s own message
 (`DeployPreset.with_overrides` runs on the click, before any request), shown in the status line.
 
 Threads. Deploying takes several management-API round trips, and reading prices or health one
@@ -19,22 +21,194 @@ starts and stay in the `Provisioner`, so the API key never reaches a trait.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from html import escape
 from typing import Any
+from urllib.parse import urlsplit
 
 import ipywidgets as widgets
+import traitlets
 
 from .. import display
 from ..config import Settings, current_settings, remember_endpoint
-from ..provisioning import GPU_POOLS, PRESETS, Deployment, Provisioner, preset_for
-from ._common import error_html, guarded, note_html
+from ..provisioning import GPU_POOLS, PRESETS, Deployment, GpuPool, Provisioner, preset_for
+from ._common import MUTED_COLOR, align_labels, error_html, guarded, note_html
 
-__all__ = ["DeployPanel"]
+__all__ = ["DeployPanel", "PoolTable"]
 
 #: The sliders' range: enough for a notebook's needs; `%runpod scale` goes up to Runpod's limit.
 MAX_WORKERS = 10
 _STYLE = {"description_width": "initial"}
+#: The table's columns, and how much of the output's width each takes (the GPU names and the fits
+#: column wrap; the pool id, memory and price keep to one line).
+POOL_COLUMNS = ("pool", "GPUs", "VRAM", "price/h", "fits")
+_GRID_COLUMNS = "max-content minmax(min-content, 2fr) max-content max-content minmax(min-content, 1fr)"
+#: Row tints: a chosen pool, and a chosen pool too small for the model.
+SELECTED_BACKGROUND = "#dbeafe"
+TOO_SMALL_BACKGROUND = "#fee2e2"
+NO_PRICE = "—"
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def _cell(text: str, *, bold: bool = False) -> str:
+    body = f"<b>{escape(text)}</b>" if bold else escape(text)
+    # 18px lines padded by 5px: the first line sits level with the row's checkbox (28px high).
+    return f"<div style='line-height:18px;padding:5px 6px;white-space:normal'>{body}</div>"
+
+
+def _html_cell(text: str, *, bold: bool = False) -> widgets.HTML:
+    # No margin: a chosen row's tint runs unbroken across its cells.
+    return widgets.HTML(_cell(text, bold=bold), layout=widgets.Layout(margin="0"))
+
+
+class PoolTable(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no types
+    """The serverless GPU pools as a table with a checkbox per row; `value` is the chosen pool ids.
+
+    Columns: pool, GPUs, VRAM (what every worker is sure to get), price per GPU-hour (as the API
+    gave it, "—" when it gave none), and whether the chosen model fits (`set_model`). The table is
+    as wide as the output and no wider: the GPU names and the fits column wrap.
+    """
+
+    #: The chosen pool ids, like SelectMultiple's value (in the order given; a ticked one comes last).
+    value = traitlets.Tuple()
+
+    def __init__(self, pools: Iterable[GpuPool] = ()) -> None:
+        self._pools = sorted(pools or GPU_POOLS.values(), key=lambda p: (p.vram_gb, p.id))
+        self._need: float | None = None
+        self._model = ""
+        self._prices: dict[str, float | None] = {}
+        self._syncing = False
+        self.header = [_html_cell(title, bold=True) for title in POOL_COLUMNS]
+        self.checkboxes: dict[str, widgets.Checkbox] = {}
+        self.cells: dict[str, list[widgets.HTML]] = {}
+        children: list[widgets.Widget] = list(self.header)
+        for pool in self._pools:
+            box = widgets.Checkbox(
+                value=False,
+                description=pool.id,
+                indent=False,
+                layout=widgets.Layout(width="auto", height="auto", margin="0", padding="0 6px 0 2px"),
+            )
+            box.add_class("rp-deploy-pool-select")
+            box.observe(self._on_box, names="value")
+            cells = [_html_cell(text) for text in self._texts(pool)[1:]]
+            self.checkboxes[pool.id] = box
+            self.cells[pool.id] = cells
+            children += [box, *cells]
+        self.grid = widgets.GridBox(
+            children,
+            layout=widgets.Layout(width="100%", grid_template_columns=_GRID_COLUMNS, grid_gap="0px"),
+        )
+        self.grid.add_class("rp-deploy-pools-table")
+        self.selected = widgets.HTML()
+        self.selected.add_class("rp-deploy-pools-selected")
+        self.note = widgets.HTML(note_html("prices: reading…"))
+        self.note.add_class("rp-deploy-pools-note")
+        super().__init__([self.grid, self.selected, self.note], layout=widgets.Layout(width="100%"))
+        self._show_selection()
+
+    # -- what the panel sets ------------------------------------------------------------------------------
+
+    def set_model(self, model: str, need_gb: float) -> None:
+        """Mark each pool as fitting `model` (every card with at least `need_gb`) or not."""
+        self._model, self._need = model, need_gb
+        self.header[-1].value = _cell(f"fits {model} (needs {need_gb:g} GB)", bold=True)
+        self._redraw()
+
+    def set_prices(self, prices: Mapping[str, float | None], *, note: str) -> None:
+        """The API's price per GPU-hour of each pool (None: it gave none), and what to say of a
+        missing one (the note under the table)."""
+        self._prices = dict(prices)
+        missing = any(self._prices.get(pool.id) is None for pool in self._pools)
+        self.note.value = note_html(f"{NO_PRICE}: {note}") if missing else ""
+        self._redraw()
+
+    def rows(self) -> list[tuple[str, ...]]:
+        """The table as text, one tuple per pool: (pool, GPUs, VRAM, price/h, fits)."""
+        return [self._texts(pool) for pool in self._pools]
+
+    def fits(self, pool_id: str) -> bool | None:
+        """Whether the chosen model fits `pool_id` (None before `set_model`)."""
+        return None if self._need is None else GPU_POOLS[pool_id].vram_gb >= self._need
+
+    # -- drawing ----------------------------------------------------------------------------------------
+
+    def _texts(self, pool: GpuPool) -> tuple[str, ...]:
+        price = self._prices.get(pool.id)
+        fits = self.fits(pool.id)
+        fits_text = "" if fits is None else "✓" if fits else "✗ too small"
+        return (
+            pool.id,
+            pool.label,
+            display.vram_text(pool),
+            NO_PRICE if price is None else f"{display.price_text(price)}/h",
+            fits_text,
+        )
+
+    def _redraw(self) -> None:
+        for pool in self._pools:
+            for cell, text in zip(self.cells[pool.id], self._texts(pool)[1:], strict=True):
+                cell.value = _cell(text)
+        self._show_selection()
+
+    def _show_selection(self) -> None:
+        chosen = set(self.value)
+        for pool in self._pools:
+            selected = pool.id in chosen
+            background = None
+            if selected:
+                background = SELECTED_BACKGROUND if self.fits(pool.id) is not False else TOO_SMALL_BACKGROUND
+            for widget in (self.checkboxes[pool.id], *self.cells[pool.id]):
+                widget.style.background = background
+        parts = []
+        for pool_id in self.value:
+            if self.fits(pool_id) is False:
+                parts.append(
+                    f"<span style='color:#dc2626'>{escape(pool_id)} (too small for {escape(self._model)})</span>"
+                )
+            else:
+                parts.append(f"<b>{escape(pool_id)}</b>")
+        shown = ", ".join(parts) or f"<span style='color:{MUTED_COLOR}'>none: choose at least one pool</span>"
+        self.selected.value = f"<div style='line-height:1.3;white-space:normal'>Selected: {shown}</div>"
+
+    # -- the selection ----------------------------------------------------------------------------------
+
+    @traitlets.validate("value")
+    def _valid_value(self, proposal: dict[str, Any]) -> tuple[str, ...]:
+        chosen = tuple(proposal["value"])
+        unknown = [pool_id for pool_id in chosen if pool_id not in self.checkboxes]
+        if unknown:
+            raise traitlets.TraitError(
+                f"unknown GPU pool {unknown[0]!r}; pools: {', '.join(self.checkboxes)}"
+            )
+        return tuple(dict.fromkeys(chosen))  # in the order given: a preset lists its pools by preference
+
+    @traitlets.observe("value")
+    def _on_value(self, change: dict[str, Any]) -> None:
+        if self._syncing:
+            return
+        self._syncing = True
+        try:
+            for pool_id, box in self.checkboxes.items():
+                box.value = pool_id in change["new"]
+        finally:
+            self._syncing = False
+        self._show_selection()
+
+    def _on_box(self, _change: dict[str, Any]) -> None:
+        if self._syncing:
+            return
+        self._syncing = True
+        try:
+            ticked = [pool_id for pool_id, box in self.checkboxes.items() if box.value]
+            # The pools already chosen keep their order; one ticked now comes last.
+            self.value = (
+                *[p for p in self.value if p in ticked],
+                *[p for p in ticked if p not in self.value],
+            )
+        finally:
+            self._syncing = False
+        self._show_selection()
 
 
 class DeployPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no types
@@ -46,14 +220,12 @@ class DeployPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type
     def __init__(self, *, model: str = "tts") -> None:
         preset_for(model)  # an unknown model is refused here, naming the presets
         self.deployment: Deployment | None = None
-        self._prices: dict[str, float | None] = {}
         self._lock = threading.RLock()
         self._threads: list[threading.Thread] = []
         self._deploying = False
 
         self.model = widgets.Dropdown(options=PRESETS, value=model, description="model", style=_STYLE)
-        self.pools = widgets.SelectMultiple(rows=len(GPU_POOLS), description="GPU pools", style=_STYLE)
-        self.pools.layout.width = "100%"
+        self.pools = PoolTable(GPU_POOLS.values())
         self.workers_min = widgets.IntSlider(min=0, max=MAX_WORKERS, description="workers min", style=_STYLE)
         self.workers_max = widgets.IntSlider(min=0, max=MAX_WORKERS, description="workers max", style=_STYLE)
         self.idle_timeout = widgets.BoundedIntText(
@@ -78,17 +250,21 @@ class DeployPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type
         self.refresh_button.on_click(lambda _: self.refresh())
 
         self._apply_preset()
+        align_labels([self.model, self.workers_min, self.workers_max, self.idle_timeout])
+        wrap = widgets.Layout(flex_flow="row wrap")  # side by side where the output is wide enough
         super().__init__(
             [
                 widgets.HTML("<b>Deploy an endpoint</b>"),
                 self.model,
+                widgets.HTML("GPU pools"),
                 self.pools,
-                widgets.HBox([self.workers_min, self.workers_max]),
-                widgets.HBox([self.idle_timeout, self.flashboot]),
+                widgets.HBox([self.workers_min, self.workers_max], layout=wrap),
+                widgets.HBox([self.idle_timeout, self.flashboot], layout=wrap),
                 widgets.HBox([self.deploy_button, self.refresh_button]),
                 self.status,
                 self.health,
-            ]
+            ],
+            layout=widgets.Layout(width="100%"),
         )
         self.add_class("rp-deploy-panel")
         self._in_background(self._load_prices, current_settings())
@@ -138,40 +314,32 @@ class DeployPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no type
         with self._lock:
             return any(thread.is_alive() for thread in self._threads)
 
-    # -- the preset and the pool labels ------------------------------------------------------------------
+    # -- the preset and the pools table ------------------------------------------------------------------
 
     def _on_model(self, _change: dict[str, Any]) -> None:
         self._apply_preset()
 
     def _apply_preset(self) -> None:
         preset = preset_for(self.model.value)
-        self._relabel_pools(keep=preset.gpu_pools)
+        self.pools.set_model(preset.model, preset.min_vram_gb)
+        self.pools.value = preset.gpu_pools
         self.workers_min.value = min(preset.workers_min, MAX_WORKERS)
         self.workers_max.value = min(preset.workers_max, MAX_WORKERS)
         self.idle_timeout.value = preset.idle_timeout_s
         self.flashboot.value = preset.flashboot != "OFF"
 
-    def _relabel_pools(self, *, keep: tuple[str, ...] | None = None) -> None:
-        """Pool labels for the chosen model; keeps the selection (or sets it to `keep`)."""
-        need = preset_for(self.model.value).min_vram_gb
-        with self._lock:
-            selected = keep if keep is not None else tuple(self.pools.value)
-            options = []
-            for pool in sorted(GPU_POOLS.values(), key=lambda p: (p.vram_gb, p.id)):
-                parts = [pool.id, pool.label, display.vram_text(pool)]
-                parts.append(f"{display.price_text(self._prices.get(pool.id))}/h")
-                if pool.vram_gb < need:
-                    parts.append(f"✗ too small for {self.model.value} (needs {need:g} GB)")
-                options.append((" · ".join(parts), pool.id))
-            self.pools.options = options
-            self.pools.value = selected
-
     def _load_prices(self, settings: Settings) -> None:
-        with Provisioner(settings) as prov:
-            pools = prov.gpus()
-        with self._lock:
-            self._prices = {info.pool.id: info.price_per_hour for info in pools}
-        self._relabel_pools()
+        try:
+            with Provisioner(settings) as prov:
+                pools = prov.gpus()
+        except Exception:
+            self.pools.note.value = note_html(f"{NO_PRICE}: the prices could not be read (see above)")
+            raise  # to the status line
+        local = urlsplit(settings.api_base_url).hostname in _LOOPBACK
+        self.pools.set_prices(
+            {info.pool.id: info.price_per_hour for info in pools},
+            note="no price on the local endpoint" if local else "the API gave no price for this pool",
+        )
 
     # -- background work ---------------------------------------------------------------------------------
 

@@ -4,8 +4,12 @@ The same `Field` objects drive the magics' flags, client-side validation and the
 here they also give each slider its min/max/step and each dropdown its choices. Nothing in a panel
 hard-codes a range: change a field in `rp_notebook/models/` and the panel follows.
 
-Controls only collect values. Checking them is left to `ModelSpec.validate` (through
-`rp_notebook._api.submit`), so a panel reports exactly the message a magic or the worker would.
+Checking values is left to the fields too: a `FieldForm` runs each control's value through its
+field's own check (`Field.coerce`, what `ModelSpec.validate` runs for every field) whenever the
+value changes, and shows the `InputError`'s message, the one a magic or the worker would give, in a
+small red line under the control. Media inputs (a clip, a picture) get the client's own check
+(`media_problem`). Generate still submits through `rp_notebook._api.submit`, which checks the whole
+input again.
 
 How a field becomes a control:
 
@@ -22,14 +26,17 @@ media                      not here: panels use a FileUpload and their own prese
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import ipywidgets as widgets
 
+from .. import _api
+from ..errors import InputError
 from ..models import Field, ModelSpec
+from ._common import align_labels, field_message_html
 
-__all__ = ["FieldForm", "field_control", "field_value"]
+__all__ = ["FieldForm", "field_control", "field_problem", "field_value", "media_problem"]
 
 #: An int range with more positions than this is typed, not slid (nobody drags to seed 3,141,592).
 MAX_SLIDER_POSITIONS = 1_000
@@ -57,7 +64,8 @@ def field_control(field: Field, *, multiline: bool = False, css_prefix: str = "r
         options = [(str(choice), choice) for choice in field.choices or ()]
         control = widgets.Dropdown(options=options, value=field.default, **common)
     elif field.kind == "flag":
-        control = widgets.Checkbox(value=bool(field.default), indent=False, **common)
+        # Indented by the label column, so its box lines up with the sliders above and below it.
+        control = widgets.Checkbox(value=bool(field.default), indent=True, **common)
     elif field.kind == "number":
         control = _number_control(field, common)
     elif multiline:
@@ -76,6 +84,39 @@ def field_value(field: Field, control: widgets.ValueWidget) -> Any:
         # None); a required one is passed on, so validation says it is empty.
         return None
     return value
+
+
+def field_problem(field: Field, control: widgets.ValueWidget) -> InputError | None:
+    """What the field's own check says of the control's value: None when it is fine.
+
+    The value goes through `Field.coerce` as `ModelSpec.validate` would take it (a value left out
+    is the field's default), so the message is the one the client and the worker give.
+    """
+    value = field_value(field, control)
+    try:
+        field.coerce(field.default if value is None else value)
+    except InputError as exc:
+        return exc
+    return None
+
+
+def media_problem(spec: ModelSpec, name: str, value: Any) -> InputError | None:
+    """What the client's checks before a submit say of one media input: None when it is fine.
+
+    `value` is what a panel would submit (bytes of an upload, a file path, an http(s) URL). It is
+    encoded as `rp_notebook._api.prepare_input` encodes it and run through the field's check (format
+    and size from the first bytes); a picture is also opened (header only), as before an upload.
+    """
+    if value is None:
+        return InputError(name, f"is required ({spec[name].allowed()})") if spec[name].required else None
+    try:
+        encoded = _api._media_value(name, value)
+        spec[name].coerce(encoded)
+        if name == "image" and isinstance(encoded, str) and not encoded.startswith(("http://", "https://")):
+            _api._check_image(encoded)
+    except InputError as exc:
+        return exc
+    return None
 
 
 def _number_control(field: Field, common: dict[str, Any]) -> widgets.ValueWidget:
@@ -129,12 +170,75 @@ class FieldForm:
             for name in chosen
         }
         self._initial = {name: control.value for name, control in self.controls.items()}
+        #: Field name -> the small red line under its control (empty and hidden while the value is fine).
+        self.messages: dict[str, widgets.HTML] = {}
+        #: Field name -> the control with its message right under it: what a panel lays out.
+        self.rows: dict[str, widgets.VBox] = {}
+        #: Field name -> what is wrong with its value now; empty when every value passes its check.
+        self.problems: dict[str, InputError] = {}
+        self._listeners: list[Callable[[], None]] = []
+        for name, control in self.controls.items():
+            row = widgets.VBox([control, self.message(name)])
+            row.add_class("rp-field-row")
+            self.rows[name] = row
+            control.observe(lambda _change, name=name: self.check(name), names="value")
+        for name in self.controls:
+            self.check(name)
 
     def __getitem__(self, name: str) -> widgets.ValueWidget:
         return self.controls[name]
 
     def __contains__(self, name: object) -> bool:
         return name in self.controls
+
+    @property
+    def valid(self) -> bool:
+        """Whether every value passes its field's check (the controls' and those set by `set_problem`)."""
+        return not self.problems
+
+    def message(self, name: str) -> widgets.HTML:
+        """The message line of field `name`; a panel puts the one of a field it takes itself (a media
+        field from a FileUpload) under its own widget and reports with `set_problem`."""
+        if name not in self.messages:
+            message = widgets.HTML("")
+            message.layout.display = "none"
+            message.add_class("rp-field-message")
+            message.add_class(f"rp-{self.spec.name}-{name.replace('_', '-')}-message")
+            self.messages[name] = message
+        return self.messages[name]
+
+    def check(self, name: str) -> InputError | None:
+        """Check one control's value again and show the result under it; returns the problem."""
+        problem = field_problem(self.spec[name], self.controls[name])
+        self.set_problem(name, problem)
+        return problem
+
+    def set_problem(self, name: str, problem: InputError | None) -> None:
+        """Show `problem` under field `name` (None clears it), then tell the listeners."""
+        message = self.message(name)
+        if problem is None:
+            self.problems.pop(name, None)
+        else:
+            self.problems[name] = problem
+        message.value = field_message_html(problem)
+        message.layout.display = None if problem is not None else "none"
+        for listener in list(self._listeners):
+            listener()
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call `listener()` after every check (any value changed, or `set_problem`)."""
+        self._listeners.append(listener)
+
+    def align(self, roots: Iterable[widgets.Widget] = (), *, indent: Iterable[str] = ()) -> str:
+        """One label width for every control of the form and every labelled widget under `roots`
+        (the panel's own rows). The message of each control, and of the fields named in `indent`
+        (ones a panel shows next to a labelled widget of its own), starts under the control, not
+        under its label. Returns the width (CSS)."""
+        width = align_labels([*roots, *self.rows.values()])
+        for name in [*self.controls, *indent]:
+            # The label's right margin (8px) and the control's own (2px).
+            self.message(name).layout.margin = f"0 0 4px calc({width} + 10px)"
+        return width
 
     def values(self) -> dict[str, Any]:
         """Every control's value by field name; fields left at None are omitted (the spec fills them)."""

@@ -19,7 +19,7 @@ from ..models import LAYERS
 from ..results import LayersResult
 from ..views import gallery_of
 from ._common import guarded
-from ._fields import FieldForm
+from ._fields import FieldForm, media_problem
 from ._model_panel import ModelPanel
 
 __all__ = ["LayersPanel"]
@@ -51,9 +51,20 @@ class LayersPanel(ModelPanel):
         self.preview.add_class("rp-layers-input")
         self.image_name = widgets.HTML()
         self.image_name.add_class("rp-layers-image-name")
+        self._check_image()
         super().__init__(
             endpoint=endpoint,
-            special=(widgets.HBox([self.upload, self.image_name]), self.preview),
+            special=(
+                widgets.VBox(
+                    [
+                        widgets.HBox(
+                            [self.upload, self.image_name], layout=widgets.Layout(flex_flow="row wrap")
+                        ),
+                        self.form.message("image"),
+                    ]
+                ),
+                self.preview,
+            ),
         )
 
     @guarded
@@ -63,9 +74,11 @@ class LayersPanel(ModelPanel):
             self._image = None
             self.preview.layout.display = "none"
             self.image_name.value = ""
+            self._check_image()
             return
         upload = files[0]
         self._image = (str(upload["name"]), bytes(upload["content"]))
+        self._check_image()
         self.image_name.value = f"<code>{escape(self._image[0])}</code> ({len(self._image[1]):,} bytes)"
         preview_format = _PREVIEW_FORMATS.get(str(upload.get("type", "")))
         if preview_format is None:
@@ -75,9 +88,18 @@ class LayersPanel(ModelPanel):
         self.preview.value = self._image[1]
         self.preview.layout.display = None
 
+    def _check_image(self) -> None:
+        """Check the picture as the client will before a submit (a picture Pillow reads, under the
+        pixel limit), and show what is wrong under the upload row."""
+        if self._image is None:
+            problem: InputError | None = _no_image()
+        else:
+            problem = media_problem(LAYERS, "image", self._image[1])
+        self.form.set_problem("image", problem)
+
     def _inputs(self) -> tuple[dict[str, Any], str]:
         if self._image is None:
-            raise InputError("image", "upload a picture first (PNG, JPEG or WebP)")
+            raise _no_image()
         values = {"image": self._image[1], **self.form.values()}
         return values, f"{self._image[0]} · {self.form.described(values)}"
 
@@ -90,3 +112,7 @@ class LayersPanel(ModelPanel):
             gallery_of(result) if isinstance(result, LayersResult) else widgets.HTML(escape(repr(result)))
         )
         return widgets.VBox([caption, gallery])
+
+
+def _no_image() -> InputError:
+    return InputError("image", "upload a picture first (PNG, JPEG or WebP)")

@@ -3,6 +3,9 @@
 A panel is a form built from the model's fields (`_fields.FieldForm`), Generate and Cancel buttons,
 a live status line and a history of results, newest first.
 
+- Every value is checked as it changes, by its field's own check (`FieldForm`): while one is bad,
+  Generate is disabled and the message (naming the field and what it allows, as the client's
+  InputError does) stands in red under that field; fixing the value clears it.
 - Generate validates and submits through `rp_notebook._api.submit`, the path the magics take, so a
   bad value is refused before any request with the same message (naming the field), shown in
   the status line. The click returns as soon as the one `run` request is answered.
@@ -42,6 +45,9 @@ class ModelPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no types
     model: ClassVar[str]
     #: Fields shown up front; the spec's other fields go under "more options".
     main_fields: ClassVar[tuple[str, ...]] = ()
+    #: Fields the subclass takes itself whose message sits under a labelled widget (so it starts
+    #: under the control, as a form field's does).
+    indented_messages: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *, endpoint: str | None = None, special: tuple[widgets.Widget, ...] = ()) -> None:
         self.spec = MODELS[self.model]
@@ -67,12 +73,20 @@ class ModelPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no types
         self.generate_button.on_click(self._on_generate)
         self.cancel_button.on_click(self._on_cancel)
 
-        main = [self.form[name] for name in self.main_fields if name in self.form]
-        rest = [
-            control
+        # Each control sits in its row, with its message line under it; a subclass may place a row
+        # (or a bare control) in `special` itself.
+        placed = {
+            name
             for name, control in self.form.controls.items()
-            if name not in self.main_fields and not any(control is widget for widget in special)
+            if any(widget is control or widget is self.form.rows[name] for widget in special)
+        }
+        main = [self.form.rows[name] for name in self.main_fields if name in self.form and name not in placed]
+        rest = [
+            row for name, row in self.form.rows.items() if name not in self.main_fields and name not in placed
         ]
+        self.form.align([*special, *main, *rest], indent=self.indented_messages)
+        self.form.on_change(self._on_form_change)
+        self._on_form_change()
         sections: list[widgets.Widget] = [*special, *main]
         if rest:
             more = widgets.Accordion(
@@ -148,6 +162,13 @@ class ModelPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no types
 
     def _on_generate(self, _button: widgets.Button) -> None:
         self.generate()
+
+    def _on_form_change(self) -> None:
+        # After every check: Generate is offered only while every value passes its field's check;
+        # what is wrong is under the field itself (the form's message lines).
+        problems = list(self.form.problems.values())
+        self.generate_button.disabled = bool(problems)
+        self.generate_button.tooltip = f"Fix first: {problems[0]}" if problems else "Submit a job"
 
     def _on_cancel(self, _button: widgets.Button) -> None:
         self.cancel()

@@ -19,7 +19,7 @@ import ipywidgets as widgets
 from ..jobs import Job
 from ..models import TTS
 from ._common import guarded, result_view
-from ._fields import FieldForm
+from ._fields import FieldForm, media_problem
 from ._model_panel import ModelPanel
 
 __all__ = ["TTSPanel"]
@@ -41,6 +41,7 @@ class TTSPanel(ModelPanel):
 
     model = "tts"
     main_fields = ("exaggeration", "cfg_weight", "temperature", "seed", "language", "format")
+    indented_messages = ("voice",)
 
     def __init__(
         self,
@@ -63,9 +64,13 @@ class TTSPanel(ModelPanel):
         self.voice_upload = widgets.FileUpload(accept="audio/*", multiple=False, description="Upload clip")
         self.voice_upload.add_class("rp-tts-voice-upload")
         self.voice_upload.observe(self._on_upload, names="value")
-        super().__init__(
-            endpoint=endpoint, special=(self.text, widgets.HBox([self.voice, self.voice_upload]))
+        self.voice.observe(self._on_voice, names="value")
+        wrap = widgets.Layout(flex_flow="row wrap")  # the upload button goes below where there is no room
+        voice_row = widgets.VBox(
+            [widgets.HBox([self.voice, self.voice_upload], layout=wrap), self.form.message("voice")]
         )
+        self._check_voice()
+        super().__init__(endpoint=endpoint, special=(self.form.rows["text"], voice_row))
 
     # -- voice ------------------------------------------------------------------------------------------
 
@@ -89,6 +94,17 @@ class TTSPanel(ModelPanel):
             self.voice.value = UPLOADED
         elif selected != UPLOADED:
             self.voice.value = selected
+        self._check_voice()
+
+    @guarded
+    def _on_voice(self, _change: dict[str, Any]) -> None:
+        self._check_voice()
+
+    def _check_voice(self) -> None:
+        """Check the chosen voice as the client will before a submit (an upload's first bytes, a
+        preset's file), and show what is wrong under the voice row."""
+        voice, _name = self._voice_input()
+        self.form.set_problem("voice", media_problem(TTS, "voice", voice))
 
     def _voice_input(self) -> tuple[Any, str]:
         """(the voice input: None, a path, a URL or bytes; the name shown in the history)."""
