@@ -25,6 +25,7 @@ __all__ = [
     "health_cells",
     "job_bundle",
     "price_text",
+    "result_bundle",
     "setup_bundle",
     "status_style",
     "table_bundle",
@@ -66,7 +67,7 @@ def _job_bundle(job: Job) -> dict[str, Any]:
             result = job.result(timeout=0)
         except Exception as exc:  # noqa: BLE001 - a display never raises; show what went wrong instead
             return _with_error(head_text, head_html, exc)
-        bundle = _result_bundle(result)
+        bundle = result_bundle(result)
         return {
             **bundle,  # e.g. a widget view: a live front end shows the widget, a saved notebook the HTML
             "text/plain": f"{head_text}\n{bundle.get('text/plain', '')}",
@@ -110,7 +111,7 @@ def _with_error(head_text: str, head_html: str, exc: BaseException | None) -> di
     }
 
 
-def _result_bundle(result: Any) -> dict[str, Any]:
+def result_bundle(result: Any) -> dict[str, Any]:
     render = getattr(result, "_repr_mimebundle_", None)
     if callable(render):
         return dict(render())

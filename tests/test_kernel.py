@@ -53,7 +53,11 @@ def test_tts_magic_returns_at_once_other_cells_run_and_the_handle_becomes_a_play
     displays = [m for m in shown if m["msg_type"] == "display_data"]
     assert displays, "the handle was not displayed"
     display_id = displays[0]["content"]["transient"]["display_id"]
-    assert "rp-notebook-job" in displays[0]["content"]["data"]["text/html"]
+    first = displays[0]["content"]
+    # Live: the job card widget; beside it the HTML a saved notebook keeps (rp_notebook.saved_notebooks).
+    assert "rp-job-card" in first["data"]["text/html"]
+    assert "application/vnd.jupyter.widget-view+json" in first["data"]
+    assert first["metadata"] == {"rp_notebook": {"live_view": True}}
 
     in_between = stdout_of(run(kernel, "print(job.status, job.done(), 6 * 7)"))
     status, done, answer = in_between.split()

@@ -54,9 +54,7 @@ def test_an_image_from_a_file_path_works_and_the_gallery_shows_up_in_the_job_dis
     assert len(result) == 3
     assert "num_inference_steps" in " ".join(result.warnings)  # the demo engine says what it ignores
     bundle = view_of(job).bundle()  # what the notebook shows for the job (rp_notebook.views)
-    assert (
-        "application/vnd.jupyter.widget-view+json" in bundle and "rp-notebook-layers" in bundle["text/html"]
-    )
+    assert "rp-notebook-layers" in bundle["text/html"] and "rp-notebook-composite" in bundle["text/html"]
 
 
 def test_a_file_that_is_not_a_picture_is_refused_before_any_request(tmp_path):

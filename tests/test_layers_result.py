@@ -124,7 +124,7 @@ def test_gallery_save_buttons_write_files_and_report_where(result, tmp_path):
 def test_a_result_renders_itself_statically_and_its_view_adds_the_widget(result):
     bundle = result._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" not in bundle  # results never import a view
-    assert bundle["text/html"].count("data:image/png;base64,") == 6  # 3 cards + 3 stacked in the composite
+    assert bundle["text/html"].count("data:image/png;base64,") == 4  # 3 layers + the composite as one image
     assert bundle["text/plain"] == "LayersResult(3 layers, 96x64, colorsplit engine)"
     assert "application/vnd.jupyter.widget-view+json" in gallery_of(result)._repr_mimebundle_()
     assert gallery_of(result) is gallery_of(result)  # one per result: every display shares its toggles

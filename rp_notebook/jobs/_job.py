@@ -31,10 +31,11 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from ..client import TERMINAL_STATES, JobStatus
-from ..errors import RunpodError, WaitTimeoutError
+from ..errors import RetryRefusedError, RunpodError, WaitTimeoutError
 
 __all__ = ["WATCH_NEW_JOBS", "Job", "JobControl", "JobUpdate", "watching_new_jobs"]
 
@@ -75,6 +76,8 @@ class JobControl(Protocol):
     def cancel(self, job: Job) -> JobStatus: ...
 
     def retry(self, job: Job) -> None: ...
+
+    def resubmit(self, job: Job) -> Job: ...
 
     def refresh(self, job: Job) -> JobStatus: ...
 
@@ -120,6 +123,8 @@ class Job:
         #: Parts received from /stream so far, in order (their audio is dropped at the end, when the
         #: whole result holds it).
         self.parts: list[Any] = []
+        #: The folder its result was saved to (set before the job resolves), when it was saved.
+        self.saved_to: Path | None = None
         #: Followed in short polling rounds, so that whatever shows it stays live.
         self.watched = WATCH_NEW_JOBS.get()
         self._control = control
@@ -215,6 +220,23 @@ class Job:
     def retry(self) -> None:
         """Re-run a FAILED or TIMED_OUT job (same id, same input) and follow it again."""
         self._controlled().retry(self)
+
+    def rerun(self) -> Job:
+        """Run this job's input again: a FAILED or TIMED_OUT job through Runpod's retry (the same job,
+        returned), a CANCELLED or never-submitted one as a new job (returned; Runpod retries only
+        failed and timed-out jobs)."""
+        if self.status in (JobStatus.FAILED, JobStatus.TIMED_OUT):
+            self.retry()
+            return self
+        if self.status in (JobStatus.CANCELLED, JobStatus.SUBMIT_FAILED):
+            return self._controlled().resubmit(self)
+        raise RetryRefusedError(
+            f"job {self.id or '(not submitted)'} is {self.status}; only a failed, timed-out, cancelled "
+            "or unsent job can run again",
+            job_id=self.id,
+            status=str(self.status),
+            endpoint_id=self.endpoint_id,
+        )
 
     def refresh(self) -> JobStatus:
         """Ask the server for the status now (the manager does this on its own)."""

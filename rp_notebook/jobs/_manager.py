@@ -269,6 +269,16 @@ class JobManager:
             )
         self._io.run_and_wait(self._retry(job), "retry()")
 
+    def resubmit(self, job: Job) -> Job:
+        """The same input sent again as a new job, to the same endpoint and API."""
+        return self.submit(
+            job.endpoint_id,
+            job.input,
+            model=job.model,
+            settings=self._settings_of(job),
+            follow_stream=job.streams,
+        )
+
     def cancel_many(self, jobs: Sequence[Job]) -> list[JobStatus | RunpodError]:
         """Cancel several jobs at once (from the loop, through the endpoint's /cancel budget); per job,
         the status it ended with or the error of its cancel request. Jobs not yet sent are never sent."""

@@ -115,6 +115,7 @@ class JobRecorder:
         if result is not None:
             try:
                 result_path = await asyncio.to_thread(save_result, result, ledger.result_folder(job_id))
+                job.saved_to = result_path
             except OSError as exc:
                 # The result is still in memory (job.result()); only the copy on disk is missing.
                 log.warning(

@@ -76,15 +76,30 @@ class AudioResult:
         return {"text/plain": repr(self), "text/html": audio_html(self)}
 
 
-def audio_html(audio: AudioResult) -> str:
-    """A playable <audio> with the clip embedded (a saved notebook plays it with no kernel)."""
-    src = f"data:{audio.mime_type};base64,{base64.b64encode(audio.data).decode()}"
+#: Clips up to this size are embedded in the notebook (a data: URL plays with no kernel and no
+#: server); larger ones are named with the file they were saved to. 8 MB is about 3 minutes of
+#: 24 kHz WAV, and keeps a notebook of a few clips easy to open and share.
+MAX_EMBEDDED_AUDIO_BYTES = 8 * 1024 * 1024
+
+
+def audio_html(audio: AudioResult, *, saved_to: Path | None = None) -> str:
+    """A playable <audio> with the clip embedded (a saved notebook plays it with no kernel), or, past
+    MAX_EMBEDDED_AUDIO_BYTES, where the file is."""
     notes = "".join(f"<div style='color:#b45309'>⚠ {escape(w)}</div>" for w in audio.warnings)
     caption = f"{audio.duration:.1f} s · {audio.format} · {audio.sample_rate} Hz"
     if audio.engine:
         caption += f" · {escape(audio.engine)} engine"
+    if len(audio.data) <= MAX_EMBEDDED_AUDIO_BYTES:
+        src = f"data:{audio.mime_type};base64,{base64.b64encode(audio.data).decode()}"
+        player = f"<audio controls preload='metadata' src='{src}'></audio>"
+    else:
+        where = f"saved to <code>{escape(str(saved_to))}</code>" if saved_to else "not saved to disk"
+        player = (
+            f"<div class='rp-notebook-audio-too-large'>{len(audio.data) / 1e6:.1f} MB of audio, too large "
+            f"to embed in the notebook (the limit is {MAX_EMBEDDED_AUDIO_BYTES // (1024 * 1024)} MB): "
+            f"{where}</div>"
+        )
     return (
-        f"<div class='rp-notebook-audio' style='{BOX}'>"
-        f"<audio controls preload='metadata' src='{src}'></audio>"
+        f"<div class='rp-notebook-audio' style='{BOX}'>{player}"
         f"<div style='color:#6b7280'>{caption}</div>{notes}</div>"
     )

@@ -155,15 +155,14 @@ def layers_html(result: LayersResult) -> str:
     """A static gallery: each layer on a checkerboard, and the composite as the layers stacked in CSS
     (the browser alpha-composites them exactly as the worker's layers stack)."""
     sources = [f"data:image/png;base64,{base64.b64encode(png).decode()}" for png in result.pngs]
-    ratio = f"{result.width} / {result.height}" if result.width and result.height else "1"
     cards = "".join(
         f"<figure style='margin:0'><img src='{src}' style='width:100%;display:block;{CHECKERBOARD}'>"
         f"<figcaption style='text-align:center;color:#6b7280'>layer {index + 1}</figcaption></figure>"
         for index, src in enumerate(sources)
     )
-    stack = "".join(
-        f"<img src='{src}' style='position:absolute;inset:0;width:100%;height:100%'>" for src in sources
-    )
+    # The composite as one image, made here: stacked <img>s would need CSS positioning, which GitHub
+    # and sanitising renderers strip.
+    composite = f"data:image/png;base64,{base64.b64encode(_png_of(result.composite())).decode()}"
     notes = "".join(f"<div style='color:#b45309'>⚠ {escape(w)}</div>" for w in result.warnings)
     caption = f"{len(sources)} layers · {result.width}x{result.height}"
     if result.engine:
@@ -171,8 +170,15 @@ def layers_html(result: LayersResult) -> str:
     return (
         f"<div class='rp-notebook-layers' style='{BOX}'>"
         f"<div style='display:flex;gap:16px;align-items:flex-start'>"
-        f"<div style='flex:0 0 320px'><div style='position:relative;width:100%;aspect-ratio:{ratio};{CHECKERBOARD}'>"
-        f"{stack}</div><div style='text-align:center;color:#6b7280'>composite</div></div>"
+        f"<figure style='flex:0 0 320px;margin:0'><img class='rp-notebook-composite' src='{composite}' "
+        f"style='width:100%;display:block;{CHECKERBOARD}'>"
+        f"<figcaption style='text-align:center;color:#6b7280'>composite</figcaption></figure>"
         f"<div style='flex:1;display:grid;grid-template-columns:repeat(4,1fr);gap:8px'>{cards}</div></div>"
         f"<div style='color:#6b7280'>{caption}</div>{notes}</div>"
     )
+
+
+def _png_of(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._output import show_bundle
+from ._output import in_kernel, show_bundle
 
 __all__ = ["install_formatters"]
 
@@ -35,7 +35,7 @@ def _show_job(job: Any) -> None:
 
 
 def _show_batch(batch: Any) -> None:
-    if not _in_kernel():
+    if not in_kernel():
         show_bundle({"text/plain": repr(batch)})
         return
     from ._batch_view import BatchProgress
@@ -45,16 +45,8 @@ def _show_batch(batch: Any) -> None:
 
 def _show_layers(result: Any) -> None:
     bundle = dict(result._repr_mimebundle_())  # the static gallery: what a saved notebook keeps
-    if _in_kernel():
+    if in_kernel():
         from ._gallery import gallery_of
 
         bundle.update({k: v for k, v in gallery_of(result)._repr_mimebundle_().items() if k != "text/plain"})
     show_bundle(bundle)
-
-
-def _in_kernel() -> bool:
-    """Whether a Jupyter kernel (which can show widgets) runs this code, not a plain IPython shell."""
-    from IPython import get_ipython
-
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None

@@ -1,27 +1,27 @@
-"""JobView: a job in a notebook output, live while it runs.
+"""JobView: a job in a notebook output, live while it runs, static HTML once saved.
 
-A view is shown with a display id and subscribes to its Job (rp_notebook.jobs knows nothing of
-it). On each change, which arrives on the job manager's thread, it replaces its outputs in place
-(`update_display`, safe from any thread); the ticker refreshes it once a second for the elapsed
-time. A streaming TTS job gets a StreamingAudioPlayer, fed with parts as they arrive and with the
-whole file at the end; a job that ends with layers shows their interactive gallery. Every output
-also carries the static HTML, which is what a saved notebook shows.
+In a kernel with a front end, the output is the job's `JobCard` (a widget) and beside it the card's
+static HTML, marked as a live view: the notebook file keeps the HTML and drops the widget
+(rp_notebook.saved_notebooks), so a reopened notebook shows the result, not "model not found".
+The output is replaced (`update_display`, safe from any thread) when the job's status changes, so
+the HTML a save would keep is the current one; the card itself updates its widgets in between.
+
+Outside a kernel (a plain IPython terminal) the output is the static HTML and text, replaced as
+the job moves on.
 
 One view per job (`view_of`): showing a job in two cells gives two outputs of the same view.
 """
 
 from __future__ import annotations
 
-import base64
 import threading
 import weakref
 from typing import Any
 
 from .. import display
 from ..jobs import Job, JobUpdate
-from ..results import LayersResult
-from ..results._audio import AUDIO_MIME
-from ._output import replace_output, show_bundle
+from ..saved_notebooks import live_output
+from ._output import in_kernel, replace_output, show_bundle
 from ._ticker import TICKER
 
 __all__ = ["JobView", "view_of"]
@@ -40,21 +40,15 @@ def view_of(job: Job) -> JobView:
 
 
 class JobView:
-    """The live output of one job; see the module docstring."""
+    """The output of one job; see the module docstring."""
 
     def __init__(self, job: Job) -> None:
         # Weak: the job holds its view (a subscriber), and `view_of` keys views by job weakly; a view
         # holding its job strongly would keep every job that was ever shown alive.
         self._job = weakref.ref(job)
         self.display_ids: list[str] = []
-        self.player: Any = None
-        if job.streams and not job.done():
-            from ._stream_player import StreamingAudioPlayer
-
-            self.player = StreamingAudioPlayer(mime=AUDIO_MIME.get(job.format, "audio/wav"))
-            for part in list(job.parts):
-                self._play(part)
-        job.subscribe(self._on_update)
+        self.card: Any = None
+        self._following = False
 
     @property
     def job(self) -> Job:
@@ -65,64 +59,57 @@ class JobView:
 
     def show(self) -> None:
         """Display the job here, and keep this output current."""
-        display_id = show_bundle(self.bundle(), live=True)
+        if self.card is None and in_kernel():
+            from ._job_card import JobCard
+
+            self.card = JobCard(self.job)
+        if not self._following:
+            self._following = True
+            if self.card is not None:  # the card's job: a rerun may replace the first one
+                self.card.observe(lambda _: self.render(), names="state")
+            else:
+                self.job.subscribe(self._on_update)
+        data, metadata = self.output()
+        display_id = show_bundle(data, live=True, metadata=metadata)
         if display_id is not None:
             self.display_ids.append(display_id)
         if not self.job.done():
-            self.job.watch()  # on screen: followed in short rounds, so the line stays live
-            TICKER.add(self)
+            self.job.watch()  # on screen: followed in short rounds, so the card stays live
+            if self.card is None:
+                TICKER.add(self)
 
     def bundle(self) -> dict[str, Any]:
-        widget: dict[str, Any] | None = None
-        if self.player is not None:
-            widget = _data_of(self.player._repr_mimebundle_())
-        elif self.job.done() and self.job.exception(timeout=0) is None:
-            result = self.job.result(timeout=0)
-            if isinstance(result, LayersResult):
-                from ._gallery import gallery_of
+        """The output's data: the card's widget view (in a kernel) beside its static HTML and text."""
+        return self.output()[0]
 
-                widget = _data_of(gallery_of(result)._repr_mimebundle_())
-        return display.job_bundle(self.job, widget=widget)
+    def output(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(data, metadata) of the output."""
+        from ._job_card import card_static_html
+
+        job = self.card.job if self.card is not None else self.job  # a card follows a rerun's new job
+        text = display.job_bundle(job)["text/plain"]
+        html = card_static_html(job)
+        if self.card is None:
+            return {"text/plain": text, "text/html": html}, {}
+        return live_output(self.card._repr_mimebundle_(), html=html, text=text)
 
     def render(self) -> None:
-        if self.player is not None:
-            self.player.status = display.job_bundle(self.job)["text/plain"].splitlines()[0]
-            if not self.job.done():
-                return  # the player shows the status and the parts itself; re-rendering would flicker
         if not self.display_ids:
             return
-        bundle = self.bundle()
+        data, metadata = self.output()
         for display_id in self.display_ids:
-            replace_output(bundle, display_id)
+            replace_output(data, display_id, metadata=metadata)
 
     # -- from the job manager's thread and the ticker --------------------------------------------
 
     def _on_update(self, update: JobUpdate) -> None:
-        for part in update.new_parts:
-            self._play(part)
         if update.ended:
             TICKER.discard(self)
-            if self.player is not None and not self.player.done:
-                result = self.job.result(timeout=0) if self.job.exception(timeout=0) is None else None
-                if result is not None and hasattr(result, "data"):
-                    self.player.whole = result.data
-                self.player.done = True
-        self.render()
+        if update.status_changed or update.ended:
+            self.render()
 
     def _tick(self) -> None:
-        if self._job() is None:
+        if self._job() is None or self.job.done():
             TICKER.discard(self)
             return
-        if self.job.done():
-            TICKER.discard(self)
         self.render()
-
-    def _play(self, part: Any) -> None:
-        if self.player is not None and isinstance(part, dict) and isinstance(part.get("audio"), str):
-            self.player.add_part(base64.b64decode(part["audio"]), int(part.get("chunks") or 0))
-
-
-def _data_of(bundle: Any) -> dict[str, Any]:
-    """A widget's mimebundle data (anywidget returns (data, metadata), ipywidgets the data)."""
-    data = bundle[0] if isinstance(bundle, tuple) else bundle
-    return dict(data or {})

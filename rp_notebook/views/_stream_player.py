@@ -49,6 +49,7 @@ function schedule(model, state) {
       source.buffer = audio;
       source.connect(state.ctx.destination);
       state.next = Math.max(state.next, state.ctx.currentTime + 0.05);
+      source.onended = () => state.views.forEach((refresh) => refresh());  // "play" again once silent
       source.start(state.next);
       state.next += audio.duration + model.get("pause");
       state.views.forEach((refresh) => refresh());
@@ -85,7 +86,8 @@ export default {
     const refresh = () => {
       const parts = (model.get("parts") || []).length;
       const total = model.get("total");
-      const playing = state.ctx && state.ctx.state === "running";
+      // Playing = sound scheduled ahead; a running context with nothing left to play is not playing.
+      const playing = state.ctx && state.ctx.state === "running" && state.ctx.currentTime < state.next;
       status.textContent = model.get("status");
       button.textContent = playing ? "❚❚ pause" : "▶ play";
       label.textContent = `${parts}${total ? " of " + total : ""} parts received` + (model.get("done") ? ", all done" : "");
@@ -97,7 +99,7 @@ export default {
     };
     state.views.add(refresh);
     button.addEventListener("click", () => {
-      if (state.ctx && state.ctx.state === "running") state.ctx.suspend();
+      if (state.ctx && state.ctx.state === "running" && state.ctx.currentTime < state.next) state.ctx.suspend();
       else start(model, state);
       refresh();
     });
