@@ -30,12 +30,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping, MutableMapping
+from html import escape
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "LIVE_VIEW_METADATA",
     "WIDGET_VIEW_MIME",
+    "KeptAsOneLine",
     "keep_static",
     "keep_static_file",
     "live_output",
@@ -56,6 +58,23 @@ def live_output(
     data["text/html"] = html
     data["text/plain"] = text
     return data, json.loads(json.dumps(LIVE_VIEW_METADATA))  # a copy the caller may change
+
+
+class KeptAsOneLine:
+    """Mixin for a live panel (before the widget class in the bases): a saved notebook shows one line
+    saying what the panel was and how to bring it back, instead of a widget that cannot load."""
+
+    #: What the panel was, e.g. "TTS panel (%runpod panel tts)".
+    saved_as: str = "rp_notebook panel"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        data = super()._repr_mimebundle_(**kwargs) or {}  # type: ignore[misc]
+        line = f"{self.saved_as}: a live panel; run this cell with the kernel to bring it back"
+        html = (
+            "<div class='rp-notebook-saved-panel' style='color:#6b7280;font-family:var(--jp-ui-font-family,"
+            f"sans-serif);font-size:13px'>▸ {escape(line)}</div>"
+        )
+        return live_output(data, html=html, text=line)
 
 
 def _is_live_view(output: Mapping[str, Any]) -> bool:

@@ -456,7 +456,13 @@ def test_panel_magic_and_function_return_panels_with_short_stable_reprs(ip, open
         "LayersPanel()",
         "JobsPanel()",
     ]
-    assert tts._repr_mimebundle_()["text/plain"] == "TTSPanel(endpoint='my-ep')"
+    # Shown live as the widget; a saved notebook keeps one line saying what it was (saved_notebooks).
+    data, metadata = tts._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in data and metadata == {
+        "rp_notebook": {"live_view": True}
+    }
+    assert "TTS panel (%runpod panel tts): a live panel; run this cell" in data["text/html"]
+    assert data["text/plain"].startswith("TTS panel (%runpod panel tts)")
     ip.user_ns["my_voices"] = {"calm": "https://example.com/calm.wav"}
     with_voices = ip.run_line_magic("runpod", "panel tts --voices my_voices")
     opened(with_voices)

@@ -8,8 +8,10 @@ as their own text and HTML.
 
 from __future__ import annotations
 
+from html import escape
 from typing import Any
 
+from ..saved_notebooks import live_output
 from ._output import in_kernel, show_bundle
 
 __all__ = ["install_formatters"]
@@ -40,13 +42,19 @@ def _show_batch(batch: Any) -> None:
         return
     from ._batch_view import BatchProgress
 
-    show_bundle({**BatchProgress(batch)._repr_mimebundle_(), "text/plain": repr(batch)})
+    html = f"<pre class='rp-notebook-batch'>{escape(repr(batch))}</pre>"  # as it stood when saved
+    data, metadata = live_output(BatchProgress(batch)._repr_mimebundle_(), html=html, text=repr(batch))
+    show_bundle(data, metadata=metadata)
 
 
 def _show_layers(result: Any) -> None:
-    bundle = dict(result._repr_mimebundle_())  # the static gallery: what a saved notebook keeps
-    if in_kernel():
-        from ._gallery import gallery_of
+    static = dict(result._repr_mimebundle_())  # the static gallery: what a saved notebook keeps
+    if not in_kernel():
+        show_bundle(static)
+        return
+    from ._gallery import gallery_of
 
-        bundle.update({k: v for k, v in gallery_of(result)._repr_mimebundle_().items() if k != "text/plain"})
-    show_bundle(bundle)
+    data, metadata = live_output(
+        gallery_of(result)._repr_mimebundle_(), html=static["text/html"], text=static["text/plain"]
+    )
+    show_bundle(data, metadata=metadata)

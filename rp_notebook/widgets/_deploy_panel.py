@@ -32,6 +32,7 @@ import traitlets
 from .. import display
 from ..config import Settings, current_settings, remember_endpoint
 from ..provisioning import GPU_POOLS, PRESETS, Deployment, GpuPool, Provisioner, preset_for
+from ..saved_notebooks import KeptAsOneLine
 from ._common import MUTED_COLOR, align_labels, error_html, guarded, note_html
 
 __all__ = ["DeployPanel", "PoolTable"]
@@ -211,11 +212,13 @@ class PoolTable(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no types
         self._show_selection()
 
 
-class DeployPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no types
+class DeployPanel(KeptAsOneLine, widgets.VBox):  # type: ignore[misc]  # ipywidgets has no types
     """Deploy a model's endpoint from its preset, then show that endpoint's health.
 
     model: the preset to start from ("tts" or "layers").
     """
+
+    saved_as = "Deploy panel (%runpod panel deploy)"
 
     def __init__(self, *, model: str = "tts") -> None:
         preset_for(model)  # an unknown model is refused here, naming the presets

@@ -25,6 +25,7 @@ import ipywidgets as widgets
 
 from ..client import JobStatus
 from ..jobs import Job, JobManager, get_manager
+from ..saved_notebooks import KeptAsOneLine
 from ._common import TICKER, error_html, guarded, note_html, progress_text, result_view, status_word
 
 __all__ = ["JobsPanel"]
@@ -75,8 +76,10 @@ class _JobRow:
         self.open_button.disabled = not job.done()
 
 
-class JobsPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no types
+class JobsPanel(KeptAsOneLine, widgets.VBox):  # type: ignore[misc]  # ipywidgets has no types
     """The jobs of this kernel. manager: whose jobs (default: the process-wide one)."""
+
+    saved_as = "Jobs panel (%runpod panel jobs)"
 
     def __init__(self, *, manager: JobManager | None = None, max_rows: int = MAX_ROWS) -> None:
         self._jobs_manager = manager or get_manager()

@@ -35,6 +35,8 @@ class LayersPanel(ModelPanel):
     endpoint: the endpoint id (default: the one configured for "layers" when Generate is pressed).
     """
 
+    saved_as = "Layers panel (%runpod panel layers)"
+
     model = "layers"
     main_fields = ("prompt", "layers", "resolution", "num_inference_steps", "true_cfg_scale")
 

@@ -24,6 +24,7 @@ import ipywidgets as widgets
 from traitlets import Unicode
 
 from ..config import API_KEY_ENV, current_settings, login
+from ..saved_notebooks import KeptAsOneLine
 from ._common import error_html, note_html
 
 __all__ = ["LoginPanel"]
@@ -37,12 +38,14 @@ class _KeyField(widgets.Password):  # type: ignore[misc]  # ipywidgets has no ty
     value = Unicode(help="The key, until the panel reads and clears it").tag(sync=True, echo_update=False)
 
 
-class LoginPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no types
+class LoginPanel(KeptAsOneLine, widgets.VBox):  # type: ignore[misc]  # ipywidgets has no types
     """Give rp_notebook a Runpod API key for this kernel, and optionally save it to a .env file.
 
     dotenv_path: the file "save" writes (default: `.env` in the working folder, which is where
     rp_notebook reads it). save: whether "save" starts ticked.
     """
+
+    saved_as = "Login panel (%runpod panel login)"
 
     def __init__(self, *, dotenv_path: str | Path | None = None, save: bool = False) -> None:
         self.dotenv_path = Path(dotenv_path).expanduser() if dotenv_path is not None else Path(".env")

@@ -30,6 +30,7 @@ from ..client import JobStatus
 from ..jobs import Job
 from ..jobs._job import watching_new_jobs
 from ..models import MODELS
+from ..saved_notebooks import KeptAsOneLine
 from ._common import TICKER, error_html, guarded, job_status_html, note_html
 from ._fields import FieldForm
 
@@ -39,7 +40,7 @@ __all__ = ["ModelPanel"]
 MAX_HISTORY = 50
 
 
-class ModelPanel(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no types
+class ModelPanel(KeptAsOneLine, widgets.VBox):  # type: ignore[misc]  # ipywidgets has no types
     """Base class: subclasses set `model`, build their own inputs, then call `super().__init__`."""
 
     model: ClassVar[str]

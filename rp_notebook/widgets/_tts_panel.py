@@ -39,6 +39,8 @@ class TTSPanel(ModelPanel):
     text: the text to start with.
     """
 
+    saved_as = "TTS panel (%runpod panel tts)"
+
     model = "tts"
     main_fields = ("exaggeration", "cfg_weight", "temperature", "seed", "language", "format")
     indented_messages = ("voice",)

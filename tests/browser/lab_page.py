@@ -114,6 +114,14 @@ class LabPage:
         expect(self.panel.locator(".jp-Notebook .jp-Cell").first).to_be_visible(timeout=OPEN_S * 1000)
         self.wait_idle(OPEN_S)
 
+    def save(self) -> None:
+        """File ▸ Save (Ctrl+S), then wait until the tab no longer shows unsaved changes."""
+        self.panel.locator(".jp-Notebook").first.click()
+        self.page.keyboard.press("Control+s")
+        expect(
+            self.page.locator("#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current.jp-mod-dirty")
+        ).to_have_count(0, timeout=OPEN_S * 1000)
+
     def wait_idle(self, timeout_s: float) -> None:
         expect(self.page.locator(".jp-StatusBar-Widget", has_text=KERNEL_IDLE).first).to_be_visible(
             timeout=timeout_s * 1000

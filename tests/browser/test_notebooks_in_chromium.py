@@ -17,13 +17,18 @@ Screenshots land in test-artifacts/browser/.
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from lab_page import LabPage, code_cell_count
 from PIL import Image, ImageDraw
 from playwright.sync_api import expect
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]
 
@@ -33,7 +38,9 @@ JOB_S = 150
 TYPED_TEXT = "Typed in a real browser and spoken by the local worker."
 
 
-def test_quickstart_runs_in_jupyterlab_and_its_players_load_their_audio(notebook_page: LabPage, lab):
+def test_quickstart_results_play_live_and_after_save_reload_without_kernel_and_in_the_html_export(
+    notebook_page: LabPage, lab, tmp_path: Path
+):
     notebook = lab.root / "01_quickstart.ipynb"
     notebook_page.open(notebook, "quickstart")
     notebook_page.run_all()
@@ -41,23 +48,55 @@ def test_quickstart_runs_in_jupyterlab_and_its_players_load_their_audio(notebook
     panel = notebook_page.panel
     assert notebook_page.widget_errors() == []
 
-    # `speech`: an AudioResult, embedded as a data: URL so it also plays in the saved notebook.
-    embedded = panel.locator(".rp-notebook-audio audio")
-    expect(embedded).to_have_count(1)
-    played = notebook_page.wait_playable(embedded)
-    assert played["src"].startswith("data:audio/ogg") and played["duration"] > 1
-
-    # The two job handles: streaming players that end with the whole file in a blob: <audio>.
-    whole = panel.locator(".rp-stream-player audio.rp-stream-whole")
-    expect(whole).to_have_count(2)
+    # `speech`: an AudioResult, and the two job cards' results: each one <audio> with the clip
+    # embedded as a data: URL (the streaming player of the second job gave way to it at the end).
+    cards = panel.locator(".rp-job-card")
+    expect(cards).to_have_count(2)
     for index in range(2):
-        expect(whole.nth(index)).to_have_attribute("src", re.compile(r"^blob:"), timeout=JOB_S * 1000)
-        assert notebook_page.wait_playable(whole.nth(index))["duration"] > 0
-    expect(panel.locator(".rp-stream-label").first).to_contain_text("all done")
-
+        expect(cards.nth(index).locator(".rp-chip")).to_have_attribute(
+            "data-status", "COMPLETED", timeout=JOB_S * 1000
+        )
+        expect(cards.nth(index).locator("audio")).to_have_count(1)
+    audio = panel.locator(".rp-notebook-audio audio")
+    expect(audio).to_have_count(3)
+    for index in range(3):
+        played = notebook_page.wait_playable(audio.nth(index))
+        assert played["src"].startswith("data:audio/") and played["duration"] > 1
+    expect(panel.locator(".rp-stream-player")).to_have_count(0)
     notebook_page.screenshot("quickstart-notebook")
-    notebook_page.screenshot("quickstart-players", panel.locator(".rp-stream-player").nth(1))
+    notebook_page.screenshot("job-card-done", cards.nth(1))
     assert notebook_page.traffic.outside_loopback() == []
+
+    # Saved, kernel shut down, page reloaded: every result still there, no "model not found".
+    notebook_page.save()
+    saved = json.loads(notebook.read_text())
+    assert "rp-job-card" in json.dumps(saved) and WIDGET_VIEW not in json.dumps(saved)
+    lab.stop_kernels()
+    notebook_page.page.reload()
+    expect(panel.locator(".rp-job-card-static")).to_have_count(2, timeout=60_000)
+    expect(panel.get_by_text("model not found")).to_have_count(0)
+    expect(panel.get_by_text("Error displaying widget")).to_have_count(0)
+    audio = panel.locator(".rp-notebook-audio audio")
+    expect(audio).to_have_count(3)
+    for index in range(3):
+        assert notebook_page.wait_playable(audio.nth(index))["duration"] > 1
+    notebook_page.screenshot("quickstart-reopened-without-kernel")
+
+    # The nbconvert HTML export of the saved file, in the same browser.
+    export = tmp_path / "quickstart.html"
+    subprocess.run(
+        [sys.executable, "-m", "nbconvert", "--to", "html", str(notebook), "--output", str(export)],
+        check=True,
+        capture_output=True,
+    )
+    page = notebook_page.page
+    page.goto(export.as_uri())
+    exported = page.locator(".rp-notebook-audio audio")
+    expect(exported).to_have_count(3)
+    for index in range(3):
+        assert notebook_page.wait_playable(exported.nth(index))["duration"] > 1
+    assert page.get_by_text("model not found").count() == 0
+    notebook_page.screenshot("quickstart-nbconvert-export")
 
 
 def test_panels_notebook_generate_click_adds_a_playable_player_and_galleries_decode(
