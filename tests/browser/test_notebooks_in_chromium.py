@@ -181,6 +181,18 @@ def test_panels_notebook_generate_click_adds_a_playable_player_and_galleries_dec
     notebook_page.screenshot("panels-notebook")
     assert notebook_page.traffic.outside_loopback() == []
 
+    # Saved and reopened without a kernel: each panel is one line, the galleries are images.
+    notebook_page.save()
+    lab.stop_kernels()
+    notebook_page.page.reload()
+    expect(panel.locator(".rp-notebook-saved-panel")).to_have_count(3, timeout=60_000)
+    expect(panel.get_by_text("model not found")).to_have_count(0)
+    expect(panel.get_by_text("Error displaying widget")).to_have_count(0)
+    static_layers = panel.locator(".rp-notebook-layers img")
+    assert static_layers.count() >= 3
+    assert all(image["width"] > 0 for image in notebook_page.wait_decoded(static_layers))
+    notebook_page.screenshot("panels-reopened-without-kernel")
+
 
 def _draw_picture(path: Path) -> None:
     picture = Image.new("RGB", (240, 160), (120, 180, 230))
