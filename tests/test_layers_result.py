@@ -126,5 +126,12 @@ def test_a_result_renders_itself_statically_and_its_view_adds_the_widget(result)
     assert "application/vnd.jupyter.widget-view+json" not in bundle  # results never import a view
     assert bundle["text/html"].count("data:image/png;base64,") == 4  # 3 layers + the composite as one image
     assert bundle["text/plain"] == "LayersResult(3 layers, 96x64, colorsplit engine)"
-    assert "application/vnd.jupyter.widget-view+json" in gallery_of(result)._repr_mimebundle_()
+    data, metadata = gallery_of(result)._repr_mimebundle_()  # live; the saved file keeps the HTML
+    assert "application/vnd.jupyter.widget-view+json" in data and metadata == {
+        "rp_notebook": {"live_view": True}
+    }
+    assert (
+        data["text/html"].count("data:image/png;base64,") == 4
+        and "need the running kernel" in data["text/html"]
+    )
     assert gallery_of(result) is gallery_of(result)  # one per result: every display shares its toggles

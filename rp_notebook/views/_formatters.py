@@ -48,13 +48,10 @@ def _show_batch(batch: Any) -> None:
 
 
 def _show_layers(result: Any) -> None:
-    static = dict(result._repr_mimebundle_())  # the static gallery: what a saved notebook keeps
     if not in_kernel():
-        show_bundle(static)
+        show_bundle(result._repr_mimebundle_())  # the static gallery
         return
     from ._gallery import gallery_of
 
-    data, metadata = live_output(
-        gallery_of(result)._repr_mimebundle_(), html=static["text/html"], text=static["text/plain"]
-    )
+    data, metadata = gallery_of(result)._repr_mimebundle_()
     show_bundle(data, metadata=metadata)

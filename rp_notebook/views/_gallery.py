@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
+from ..saved_notebooks import live_output
+
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -110,6 +112,19 @@ class LayersGallery(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no ty
             return
         shown = saved[0].parent if len(saved) > 1 else saved[0]
         self.status.value = f"saved {len(self.result)} layers to <code>{shown}</code>"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        # Live: the widget. Saved (rp_notebook.saved_notebooks): the layers as images and a note.
+        static = self.result._repr_mimebundle_()
+        note = (
+            "<div style='color:#6b7280'>Layer toggles and Save buttons need the running kernel: run this "
+            "cell again.</div>"
+        )
+        return live_output(
+            super()._repr_mimebundle_(**kwargs) or {},
+            html=static["text/html"] + note,
+            text=static["text/plain"],
+        )
 
 
 def _on_checkerboard(image: Image.Image, size: int) -> Image.Image:

@@ -14,7 +14,9 @@ One view per job (`view_of`): showing a job in two cells gives two outputs of th
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 import weakref
 from typing import Any
 
@@ -24,7 +26,7 @@ from ..saved_notebooks import live_output
 from ._output import in_kernel, replace_output, show_bundle
 from ._ticker import TICKER
 
-__all__ = ["JobView", "view_of"]
+__all__ = ["JobView", "refresh_job_outputs", "view_of"]
 
 _views: weakref.WeakKeyDictionary[Job, JobView] = weakref.WeakKeyDictionary()
 _views_lock = threading.Lock()
@@ -113,3 +115,18 @@ class JobView:
             TICKER.discard(self)
             return
         self.render()
+
+
+def refresh_job_outputs(wait: float = 0.0) -> None:
+    """Send every shown job's output again as it is now, after waiting up to `wait` seconds for the
+    jobs to end. For notebooks run headless (nbclient, nbconvert --execute): they keep only the
+    output updates that arrive while a cell runs, so this, run in a last cell, records the ends."""
+    with _views_lock:
+        views = list(_views.values())
+    deadline = time.monotonic() + wait
+    for view in views:
+        job = view.card.job if view.card is not None else view._job()
+        if job is not None and not job.done():
+            with contextlib.suppress(Exception):  # still running: shown as it is
+                job.exception(timeout=max(0.0, deadline - time.monotonic()))
+        view.render()
