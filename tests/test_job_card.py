@@ -251,3 +251,11 @@ def test_a_large_clip_is_named_with_its_saved_file_instead_of_embedded():
     assert "<audio" not in html and "/data/results/job-1" in html and "the limit is 8 MB" in html
     small = AudioResult(data=b"RIFF" + b"\0" * 40, format="wav", sample_rate=24000, duration=0.1)
     assert base64.b64encode(small.data).decode() in audio_html(small)
+
+
+def test_runpod_jobs_lists_jobs_in_the_cards_words_not_runpods_raw_states(ip, use_local):
+    job = get_manager().submit("echo", {"words": 1}, model="echo")
+    job.result(timeout=60)
+    table = ip.run_line_magic("runpod", "jobs")._repr_mimebundle_()["text/plain"]
+    (row,) = [line for line in table.splitlines() if line.startswith(job.id)]
+    assert " done " in row and "COMPLETED" not in row

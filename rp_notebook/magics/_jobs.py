@@ -109,7 +109,7 @@ def _live_row(job: Job) -> list[str]:
     return [
         job.id,
         job.model or job.endpoint_id,
-        job.status,
+        display.status_style(job.status)[1],  # the words of the job card and the panels
         _when(job.submitted_at),
         job.timing_summary(),
         "",
@@ -118,9 +118,10 @@ def _live_row(job: Job) -> list[str]:
 
 def _entry_row(entry: LedgerEntry, job: Job | None) -> list[str]:
     if job is not None:  # followed by this kernel: its live state is newer than the ledger's
-        status, timing = str(job.status), job.timing_summary()
+        status, timing = display.status_style(job.status)[1], job.timing_summary()
     else:
-        status = entry.status if entry.ended else f"{entry.status} (not followed)"
+        word = display.status_style(entry.status)[1]
+        status = word if entry.ended else f"{word} (not followed)"
         timing = f"{entry.ended_at - entry.submitted_at:.1f} s" if entry.ended_at else ""
     result = entry.result_path or (f"error: {entry.error}" if entry.error else "")
     return [entry.job_id, entry.model or entry.endpoint_id, status, _when(entry.submitted_at), timing, result]
