@@ -17,7 +17,6 @@ Screenshots land in test-artifacts/browser/.
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from pathlib import Path
 import pytest
 from lab_page import LabPage, code_cell_count
 from PIL import Image, ImageDraw
-from playwright.sync_api import expect
+from playwright.sync_api import Locator, expect
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
@@ -68,14 +67,9 @@ def test_quickstart_results_play_live_and_after_save_reload_without_kernel_and_i
     assert notebook_page.traffic.outside_loopback() == []
 
     # Saved, kernel shut down, page reloaded: every result still there, no "model not found".
-    notebook_page.save()
-    saved = json.loads(notebook.read_text())
-    assert "rp-job-card" in json.dumps(saved) and WIDGET_VIEW not in json.dumps(saved)
-    lab.stop_kernels()
-    notebook_page.page.reload()
-    expect(panel.locator(".rp-job-card-static")).to_have_count(2, timeout=60_000)
-    expect(panel.get_by_text("model not found")).to_have_count(0)
-    expect(panel.get_by_text("Error displaying widget")).to_have_count(0)
+    _save_and_reopen_without_kernel(notebook_page, lab, panel.locator(".rp-job-card-static"), 2)
+    saved = notebook.read_text()
+    assert "rp-job-card" in saved and WIDGET_VIEW not in saved
     audio = panel.locator(".rp-notebook-audio audio")
     expect(audio).to_have_count(3)
     for index in range(3):
@@ -182,16 +176,21 @@ def test_panels_notebook_generate_click_adds_a_playable_player_and_galleries_dec
     assert notebook_page.traffic.outside_loopback() == []
 
     # Saved and reopened without a kernel: each panel is one line, the galleries are images.
-    notebook_page.save()
-    lab.stop_kernels()
-    notebook_page.page.reload()
-    expect(panel.locator(".rp-notebook-saved-panel")).to_have_count(3, timeout=60_000)
-    expect(panel.get_by_text("model not found")).to_have_count(0)
-    expect(panel.get_by_text("Error displaying widget")).to_have_count(0)
+    _save_and_reopen_without_kernel(notebook_page, lab, panel.locator(".rp-notebook-saved-panel"), 3)
     static_layers = panel.locator(".rp-notebook-layers img")
     assert static_layers.count() >= 3
     assert all(image["width"] > 0 for image in notebook_page.wait_decoded(static_layers))
     notebook_page.screenshot("panels-reopened-without-kernel")
+
+
+def _save_and_reopen_without_kernel(notebook_page: LabPage, lab, kept: Locator, count: int) -> None:
+    """Save (Ctrl+S), shut the kernel down, reload the page: `count` of `kept` show, no widget errors."""
+    notebook_page.save()
+    lab.stop_kernels()
+    notebook_page.page.reload()
+    expect(kept).to_have_count(count, timeout=60_000)
+    expect(notebook_page.panel.get_by_text("model not found")).to_have_count(0)
+    expect(notebook_page.panel.get_by_text("Error displaying widget")).to_have_count(0)
 
 
 def _draw_picture(path: Path) -> None:
