@@ -26,7 +26,7 @@ from rp_notebook.errors import InputError
 from rp_notebook.jobs import get_manager
 from rp_notebook.jobs._job import WATCH_NEW_JOBS
 from rp_notebook.models import LAYERS, TTS, Field, ModelSpec
-from rp_notebook.views import LayersGallery
+from rp_notebook.views import JobCard, LayersGallery
 from rp_notebook.widgets import FieldForm, JobsPanel, LayersPanel, TTSPanel, field_control
 
 pytestmark = pytest.mark.timeout(180)
@@ -253,7 +253,11 @@ def test_layers_generate_waits_for_a_picture_the_client_accepts(opened):
 # -- the TTS panel ---------------------------------------------------------------------------------------
 
 
-def test_generate_puts_a_player_and_the_parameters_used_in_the_history(use_local, opened):
+def card_done(card: JobCard) -> bool:
+    return card.job.done() and bool(card.body.children)
+
+
+def test_generate_puts_the_jobs_card_in_the_history_at_once_and_it_ends_as_one_player(use_local, opened):
     panel = TTSPanel(text="Hello from the panel.")
     opened(panel)
     panel.form["temperature"].value = 0.65
@@ -261,19 +265,22 @@ def test_generate_puts_a_player_and_the_parameters_used_in_the_history(use_local
     panel.generate_button.click()
     assert len(panel.jobs) == 1 and "rp-status" in status_of(panel)
     assert panel.jobs[0].watched  # watched from its submit on: short polls keep the status live
-    eventually(lambda: panel.history.children)
-    (entry,) = panel.history.children
-    caption, player = entry.children
-    assert isinstance(player, widgets.Audio) and player.format == "flac"
-    assert bytes(player.value)[:4] == b"fLaC" and player.autoplay is False
-    assert "temperature 0.65" in caption.value and "format flac" in caption.value
-    assert "Hello from the panel." in caption.value
+    # The card is there from the submit on (the card of the magics and the jobs panel), not at the end.
+    (card,) = panel.history.children
+    assert isinstance(card, JobCard) and card.job is panel.jobs[0] and "rp-tts-entry" in card._dom_classes
+    eventually(lambda: card_done(card))
+    (player,) = card.body.children
+    assert player.value.count("<audio") == 1 and "src='data:audio/flac;base64,ZkxhQ" in player.value
+    assert "temperature 0.65" in card.head.value and "format flac" in card.head.value
+    assert "“Hello from the panel.”" in card.head.value and "voice: built-in" in card.caption.value
     assert "data-status='COMPLETED'" in status_of(panel) and panel.cancel_button.disabled
 
-    jobs = JobsPanel()  # "open" on the jobs panel shows the same result as a player
+    jobs = JobsPanel()  # "open" on the jobs panel shows the job's card: the same player
     opened(jobs)
     jobs.rows[panel.jobs[0].id].open_button.click()
-    assert any(isinstance(child, widgets.Audio) for child in jobs.result_area.children)
+    (opened_card,) = jobs.result_area.children
+    assert isinstance(opened_card, JobCard) and opened_card.job is panel.jobs[0]
+    assert opened_card.body.children[0].value == player.value
 
 
 def test_cancel_ends_a_queued_generation_as_cancelled(use_local, release, opened):
@@ -286,7 +293,10 @@ def test_cancel_ends_a_queued_generation_as_cancelled(use_local, release, opened
     panel.cancel_button.click()
     eventually(lambda: "data-status='CANCELLED'" in status_of(panel))
     assert "cancelled" in status_of(panel) and job.status == "CANCELLED"
-    assert panel.cancel_button.disabled and panel.history.children == ()
+    assert panel.cancel_button.disabled
+    (card,) = panel.history.children  # the card says so too, and offers to run the input again
+    eventually(lambda: "data-status='CANCELLED'" in card.head.value)
+    assert card.retry_button.layout.display == "" and card.cancel_button.layout.display == "none"
     release.touch()
     assert blocker.result(timeout=60)["echo"]["wait_for_file"] == str(release)
 
@@ -331,7 +341,11 @@ def test_an_uploaded_clip_becomes_the_voice_and_reaches_the_worker(use_local, op
     panel.generate_button.click()
     # Every engine decodes the clip, so undecodable bytes fail the job with the worker's voice message.
     eventually(lambda: "data-status='FAILED'" in status_of(panel))
-    assert "voice: could not be decoded as audio" in status_of(panel) and panel.history.children == ()
+    assert "voice: could not be decoded as audio" in status_of(panel)
+    (card,) = panel.history.children
+    eventually(lambda: card_done(card))
+    assert "voice: could not be decoded as audio" in card.body.children[0].value
+    assert "voice: noise.wav" in card.caption.value
 
 
 def test_a_preset_voice_is_offered_by_name_and_used(use_local, opened, tmp_path):
@@ -342,8 +356,9 @@ def test_a_preset_voice_is_offered_by_name_and_used(use_local, opened, tmp_path)
     assert [label for label, _ in panel.voice.options] == ["built-in voice", "narrator"]
     panel.voice.value = "preset:narrator"
     panel.generate_button.click()
-    eventually(lambda: panel.history.children or "data-status='FAILED'" in status_of(panel))
-    assert "voice narrator" in panel.history.children[0].children[0].value
+    eventually(lambda: card_done(panel.history.children[0]))
+    assert "data-status='COMPLETED'" in status_of(panel)
+    assert "voice: narrator" in panel.history.children[0].caption.value
 
 
 # -- the layers panel ------------------------------------------------------------------------------------
@@ -367,11 +382,11 @@ def test_layers_panel_turns_an_uploaded_png_into_a_gallery(use_local, opened):
     panel.form["layers"].value = 3
     panel.form["num_inference_steps"].value = 2
     panel.generate_button.click()
-    eventually(lambda: panel.history.children or "data-status='FAILED'" in status_of(panel))
-    (entry,) = panel.history.children
-    caption, gallery = entry.children
+    (card,) = panel.history.children
+    eventually(lambda: card_done(card))
+    (gallery,) = card.body.children
     assert isinstance(gallery, LayersGallery) and len(gallery.toggles) == 3
-    assert "shapes.png" in caption.value and "layers 3" in caption.value
+    assert "image: shapes.png" in card.caption.value and "layers 3" in card.head.value
 
 
 def test_layers_panel_without_a_picture_asks_for_one(use_local, opened):
@@ -394,7 +409,23 @@ def test_jobs_panel_lists_a_running_job_and_its_cancel_button_cancels_it(use_loc
     assert not row.cancel_button.disabled and row.retry_button.disabled
     row.cancel_button.click()
     eventually(lambda: "data-status='CANCELLED'" in row.status.value)
-    assert row.cancel_button.disabled and row.retry_button.disabled and not row.open_button.disabled
+    assert row.cancel_button.disabled and not row.retry_button.disabled and not row.open_button.disabled
+
+
+def test_jobs_panel_retry_sends_a_cancelled_jobs_input_again_as_a_new_listed_job(use_local, release, opened):
+    job = get_manager().submit("echo", {"wait_for_file": str(release)})
+    panel = JobsPanel()
+    opened(panel)
+    row = panel.rows[job.id]
+    row.cancel_button.click()
+    eventually(lambda: "data-status='CANCELLED'" in row.status.value)
+    release.touch()
+    row.retry_button.click()  # Runpod's /retry refuses a cancelled job: the input goes again as a new job
+    (again,) = [other for other in get_manager().jobs() if other.input == job.input and other is not job]
+    assert again.id != job.id and f"sent again as job {again.id}" in panel.message.value
+    assert again.id in panel.rows and panel.rows[again.id].box in panel.table.children
+    eventually(lambda: "data-status='COMPLETED'" in panel.rows[again.id].status.value)
+    assert job.status == "CANCELLED"
 
 
 def test_jobs_panel_shows_the_workers_progress_while_the_job_runs(use_local, release, opened):
@@ -423,14 +454,15 @@ def test_jobs_panel_retries_a_failed_job_that_then_succeeds(use_local, opened, t
     row = panel.rows[job.id]
     eventually(lambda: "data-status='FAILED'" in row.status.value)
     row.open_button.click()
-    assert "the file is not there yet" in panel.result_area.children[1].value
+    (card,) = panel.result_area.children
+    eventually(lambda: card.body.children)
+    assert "the file is not there yet" in card.body.children[0].value
     assert not row.retry_button.disabled
     flag.touch()
-    row.retry_button.click()
+    row.retry_button.click()  # Runpod's retry: the same job id, followed again (and by its open card)
     eventually(lambda: "data-status='COMPLETED'" in row.status.value)
-    assert row.retry_button.disabled
-    row.open_button.click()
-    assert str(flag) in panel.result_area.children[1].value  # the echo of the same input
+    assert row.retry_button.disabled and "job " + job.id + ": retried" in panel.message.value
+    eventually(lambda: str(flag) in card.body.children[0].value)  # the echo of the same input
 
 
 def test_jobs_panel_picks_up_jobs_submitted_after_it_opened(use_local, opened):
@@ -477,7 +509,7 @@ def test_the_api_key_never_lands_in_widget_state(use_local, opened):
     for each in (panel, jobs, LayersPanel()):
         opened(each)
     panel.generate_button.click()
-    eventually(lambda: panel.history.children)
+    eventually(lambda: card_done(panel.history.children[0]))
     jobs.refresh()
     state = widgets.Widget.get_manager_state(drop_defaults=False)
     dumped = json.dumps(

@@ -46,6 +46,11 @@ log = logging.getLogger(__name__)
 #: come too late (the first long-poll starts as soon as the run is answered).
 WATCH_NEW_JOBS: ContextVar[bool] = ContextVar("rp_notebook_watch_new_jobs", default=False)
 
+#: Ends that Runpod's /retry runs again under the same id (it refuses any other).
+RETRIED_BY_RUNPOD = (JobStatus.FAILED, JobStatus.TIMED_OUT)
+#: Ends whose input `Job.rerun` sends again as a new job.
+SENT_AGAIN = (JobStatus.CANCELLED, JobStatus.SUBMIT_FAILED)
+
 
 @contextmanager
 def watching_new_jobs() -> Iterator[None]:
@@ -221,14 +226,19 @@ class Job:
         """Re-run a FAILED or TIMED_OUT job (same id, same input) and follow it again."""
         self._controlled().retry(self)
 
+    @property
+    def can_rerun(self) -> bool:
+        """Whether `rerun()` can run this job's input again now."""
+        return self.status in (*RETRIED_BY_RUNPOD, *SENT_AGAIN)
+
     def rerun(self) -> Job:
         """Run this job's input again: a FAILED or TIMED_OUT job through Runpod's retry (the same job,
         returned), a CANCELLED or never-submitted one as a new job (returned; Runpod retries only
         failed and timed-out jobs)."""
-        if self.status in (JobStatus.FAILED, JobStatus.TIMED_OUT):
+        if self.status in RETRIED_BY_RUNPOD:
             self.retry()
             return self
-        if self.status in (JobStatus.CANCELLED, JobStatus.SUBMIT_FAILED):
+        if self.status in SENT_AGAIN:
             return self._controlled().resubmit(self)
         raise RetryRefusedError(
             f"job {self.id or '(not submitted)'} is {self.status}; only a failed, timed-out, cancelled "

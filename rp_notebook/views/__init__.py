@@ -1,8 +1,10 @@
 """Views: how jobs, batches and results look in a notebook, kept live from outside the job core.
 
-- `JobView` (`view_of(job)`): a job's output, a status line that becomes its result; it subscribes
-  to the Job and replaces its output in place as the job moves on. A streaming TTS job gets a
-  `StreamingAudioPlayer` that plays the parts as they arrive.
+- `JobCard`: one job, the same wherever it is shown (a magic's output, a panel's history, the jobs
+  panel): status chip, progress, Cancel/Retry and one player or gallery; it subscribes to the Job.
+  A streaming TTS job plays its parts in a `StreamingAudioPlayer` until the clip is whole.
+- `JobView` (`view_of(job)`): a job's notebook output, the card beside its static HTML, replaced in
+  place as the job moves on so that a saved notebook keeps the current result.
 - `BatchProgress`: one progress bar and counts for a Batch.
 - `LayersGallery` (`gallery_of(result)`): the interactive layer gallery of a LayersResult.
 - `install_formatters(shell)`: registers these with IPython for the Job, Batch and LayersResult
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 __all__ = [
     "TICKER",
     "BatchProgress",
+    "JobCard",
     "JobView",
     "LayersGallery",
     "StreamingAudioPlayer",
@@ -34,6 +37,7 @@ _EXPORTS = {
     "TICKER": "._ticker",
     "Ticker": "._ticker",
     "BatchProgress": "._batch_view",
+    "JobCard": "._job_card",
     "JobView": "._job_view",
     "view_of": "._job_view",
     "LayersGallery": "._gallery",
@@ -46,6 +50,7 @@ if TYPE_CHECKING:
     from ._batch_view import BatchProgress
     from ._formatters import install_formatters
     from ._gallery import LayersGallery, gallery_of
+    from ._job_card import JobCard
     from ._job_view import JobView, view_of
     from ._stream_player import StreamingAudioPlayer
     from ._ticker import TICKER, Ticker

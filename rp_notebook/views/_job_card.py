@@ -39,8 +39,6 @@ from ._ticker import TICKER
 
 __all__ = ["JobCard", "card_head_html", "card_static_html"]
 
-#: Statuses after which Retry can run the job's input again (see Job.rerun).
-RERUNNABLE = (JobStatus.FAILED, JobStatus.TIMED_OUT, JobStatus.CANCELLED, JobStatus.SUBMIT_FAILED)
 #: How much of a text input the head line quotes.
 QUOTE_CHARS = 80
 #: Input values longer than this (uploaded media as base64, long prompts) are not repeated.
@@ -55,8 +53,14 @@ class JobCard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no types
     #: The job's id and status ("id STATUS"): changes when the job moves on or a rerun replaces it.
     state = traitlets.Unicode("")
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Job, *, caption: str = "") -> None:
+        """caption: a line under the head saying what the inputs were, where the job's own input
+        cannot (a panel names the uploaded file or the preset voice it sent as bytes)."""
         self.head = widgets.HTML()
+        self.caption = widgets.HTML(
+            f"<div style='font-size:12px;color:{MUTED_COLOR}'>{escape(caption)}</div>" if caption else ""
+        )
+        self.caption.layout.display = "" if caption else "none"
         self.progress = widgets.FloatProgress(value=0.0, min=0.0, max=1.0, bar_style="info")
         self.progress.layout.display = "none"
         self.progress_label = widgets.HTML()
@@ -66,6 +70,7 @@ class JobCard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no types
         self.body = widgets.VBox()
         for name, part in (
             ("head", self.head),
+            ("caption", self.caption),
             ("progress", self.progress),
             ("cancel", self.cancel_button),
             ("retry", self.retry_button),
@@ -82,6 +87,7 @@ class JobCard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no types
         super().__init__(
             [
                 self.head,
+                self.caption,
                 widgets.HBox([self.progress, self.progress_label]),
                 widgets.HBox([self.cancel_button, self.retry_button, self.message]),
                 self.body,
@@ -105,7 +111,6 @@ class JobCard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no types
             if job is not self.job:
                 self._follow(job)
             else:
-                self._reset_body()
                 self.render()
 
         self._act(rerun)
@@ -173,8 +178,11 @@ class JobCard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no types
             self.head.value = card_head_html(job)
             self._render_progress(job)
             done = job.done()
+            if not done and self._shown_result:  # retried under the same id (here or elsewhere)
+                self._reset_body()
+                TICKER.add(self)
             self.cancel_button.layout.display = "none" if done else ""
-            self.retry_button.layout.display = "" if job.status in RERUNNABLE else "none"
+            self.retry_button.layout.display = "" if job.can_rerun else "none"
             if self.player is not None and not done:
                 self.player.status = display.status_style(job.status)[1]
             self.state = f"{job.id} {job.status}"

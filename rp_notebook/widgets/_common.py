@@ -1,4 +1,4 @@
-"""What every panel shares: the once-a-second ticker, status lines, result views, safe callbacks.
+"""What every panel shares: the once-a-second ticker, status lines, label widths, safe callbacks.
 
 Threads. Widget callbacks (button clicks, uploads) run on the kernel's main thread and must return
 at once: they send at most one short HTTP request (a submit, a cancel) and never wait for a result.
@@ -25,8 +25,7 @@ import ipywidgets as widgets
 from .. import display
 from ..client import JobStatus
 from ..jobs import Job
-from ..results import AudioResult, LayersResult
-from ..views import TICKER, Ticker, gallery_of
+from ..views import TICKER, Ticker
 
 __all__ = [
     "TICKER",
@@ -39,7 +38,6 @@ __all__ = [
     "label_width",
     "labelled_widgets",
     "progress_text",
-    "result_view",
 ]
 
 log = logging.getLogger(__name__)
@@ -47,8 +45,6 @@ log = logging.getLogger(__name__)
 
 ERROR_COLOR = "#dc2626"
 MUTED_COLOR = "#6b7280"
-#: A raw (non-model) result is shown as text, cut to this many characters.
-MAX_RAW_CHARS = 2_000
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -118,22 +114,6 @@ def error_html(exc: BaseException) -> str:
 
 def note_html(text: str) -> str:
     return f"<span style='color:{MUTED_COLOR}'>{escape(text)}</span>"
-
-
-def result_view(result: Any) -> widgets.Widget:
-    """A widget showing a job's result: a player, the layer gallery, or the raw output as text."""
-    if isinstance(result, AudioResult):
-        player = widgets.Audio(value=result.data, format=result.format, autoplay=False, loop=False)
-        player.add_class("rp-player")
-        return player
-    if isinstance(result, LayersResult):
-        return gallery_of(result)
-    text = repr(result)
-    if len(text) > MAX_RAW_CHARS:
-        text = text[: MAX_RAW_CHARS - 1] + "…"
-    view = widgets.HTML(f"<pre style='white-space:pre-wrap;margin:0'>{escape(text)}</pre>")
-    view.add_class("rp-raw-result")
-    return view
 
 
 # -- one label width per panel ----------------------------------------------------------------------------

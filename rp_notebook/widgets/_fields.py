@@ -26,7 +26,7 @@ media                      not here: panels use a FileUpload and their own prese
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import ipywidgets as widgets
@@ -249,20 +249,3 @@ class FieldForm:
         """Put every control back to its field's default."""
         for name, control in self.controls.items():
             control.value = self._initial[name]
-
-    def described(self, values: Mapping[str, Any], *, omit: Iterable[str] = ()) -> str:
-        """A short line naming the values used, for a history entry: 'exaggeration 0.5 · seed 0'."""
-        left_out = set(omit)
-        return " · ".join(
-            f"{name.replace('_', ' ')} {_show(self.spec[name], value)}"
-            for name, value in values.items()
-            if name in self.controls and name not in left_out
-        )
-
-
-def _show(field: Field, value: Any) -> str:
-    if isinstance(value, str) and field.kind == "text":  # free text is quoted; a choice is a word
-        return repr(value if len(value) <= 40 else value[:37] + "...")
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)

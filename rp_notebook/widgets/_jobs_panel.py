@@ -9,7 +9,9 @@ the values that moved. Two things drive refreshes:
 
 Listed jobs that are still running are `watch()`ed, so the manager polls them in short rounds as
 it does displayed ones. Buttons send one request each (cancel, retry) and return; "open" shows the
-result (player, gallery or raw output) or the error below the table.
+job's `JobCard` below the table (the card a magic's output and the panels show: live while it
+runs, then the player, the gallery or the error). Retry runs a failed or timed-out job again
+through Runpod's retry, and a cancelled one as a new job (`Job.rerun`), which gets its own row.
 
 Jobs of earlier sessions (a kernel restarted with jobs in flight) are in the job ledger: the panel
 says how many, and "Resume" follows those again and lists the recent saved results beside them.
@@ -26,13 +28,13 @@ import ipywidgets as widgets
 from ..client import JobStatus
 from ..jobs import Job, JobManager, get_manager
 from ..saved_notebooks import KeptAsOneLine
-from ._common import TICKER, error_html, guarded, note_html, progress_text, result_view, status_word
+from ..views import JobCard
+from ._common import TICKER, error_html, guarded, note_html, progress_text, status_word
 
 __all__ = ["JobsPanel"]
 
 #: Newest jobs shown; older ones are counted, not drawn (each row is a handful of widgets).
 MAX_ROWS = 50
-RETRYABLE = (JobStatus.FAILED, JobStatus.TIMED_OUT)
 _CELL = {"job": "300px", "status": "220px", "time": "220px"}
 
 
@@ -72,8 +74,7 @@ class _JobRow:
         )
         self.time.value = escape(_times(job))
         self.cancel_button.disabled = job.done()
-        self.retry_button.disabled = status not in RETRYABLE
-        self.open_button.disabled = not job.done()
+        self.retry_button.disabled = not job.can_rerun
 
 
 class JobsPanel(KeptAsOneLine, widgets.VBox):  # type: ignore[misc]  # ipywidgets has no types
@@ -129,25 +130,24 @@ class JobsPanel(KeptAsOneLine, widgets.VBox):  # type: ignore[misc]  # ipywidget
         return status
 
     @guarded
-    def retry(self, job: Job) -> None:
-        """Run a FAILED or TIMED_OUT job again (same id, same input) and follow it here."""
-        job.retry()
-        self.message.value = note_html(f"job {job.id}: retried")
-        self._follow(job)
+    def retry(self, job: Job) -> Job:
+        """Run a failed, timed-out or cancelled job's input again and follow it here; returns the job
+        that runs it (the same one through Runpod's retry, a new one for a cancelled job)."""
+        rerun = job.rerun()
+        again = "retried" if rerun is job else f"sent again as job {rerun.id}"
+        self.message.value = note_html(f"job {job.id}: {again}")
+        self._follow(rerun)
         self.refresh()
+        return rerun
 
     @guarded
     def show_result(self, job: Job) -> None:
-        """Show the job's result (or its error) below the table."""
-        head = widgets.HTML(f"<b>{escape(job.model or job.endpoint_id)}</b> <code>{escape(job.id)}</code>")
-        error = job.exception(timeout=0) if job.done() else None
-        if not job.done():
-            body: widgets.Widget = widgets.HTML(note_html("still running"))
-        elif error is not None:
-            body = widgets.HTML(error_html(error))
-        else:
-            body = result_view(job.result(timeout=0))
-        self.result_area.children = (head, body)
+        """Show the job's card below the table: live while it runs, then its result or error."""
+        card = JobCard(job)
+        card.add_class("rp-jobs-card")
+        shown, self.result_area.children = self.result_area.children, (card,)
+        for old in shown:
+            old.close()
 
     @guarded
     def resume_earlier(self) -> list[Job]:
@@ -197,6 +197,9 @@ class JobsPanel(KeptAsOneLine, widgets.VBox):  # type: ignore[misc]  # ipywidget
 
     def close(self) -> None:
         TICKER.discard(self)
+        shown, self.result_area.children = self.result_area.children, ()
+        for card in shown:
+            card.close()
         super().close()
 
     # -- internals --------------------------------------------------------------------------------------

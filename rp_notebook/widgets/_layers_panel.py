@@ -3,7 +3,8 @@
 The controls come from the LAYERS spec's fields (layer count 2-10, resolution 640/1024, steps,
 true CFG, ...), as the magic's flags do. The picture comes from a `FileUpload`; its bytes are sent
 as base64, after the same checks as `rp_notebook.layers()` (a readable image, under the pixel
-limit). Each result joins the history as the interactive gallery of its `LayersResult`.
+limit). Each job joins the history as its card, which shows the interactive gallery of its
+`LayersResult` when the job ends.
 """
 
 from __future__ import annotations
@@ -14,10 +15,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..errors import InputError
-from ..jobs import Job
 from ..models import LAYERS
-from ..results import LayersResult
-from ..views import gallery_of
 from ._common import guarded
 from ._fields import FieldForm, media_problem
 from ._model_panel import ModelPanel
@@ -30,7 +28,7 @@ _PREVIEW_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/webp": "web
 
 
 class LayersPanel(ModelPanel):
-    """Split a picture into RGBA layers, with live status and a history of galleries.
+    """Split a picture into RGBA layers, with live status and a history of job cards (each a gallery).
 
     endpoint: the endpoint id (default: the one configured for "layers" when Generate is pressed).
     """
@@ -103,17 +101,7 @@ class LayersPanel(ModelPanel):
         if self._image is None:
             raise _no_image()
         values = {"image": self._image[1], **self.form.values()}
-        return values, f"{self._image[0]} · {self.form.described(values)}"
-
-    def _history_entry(self, job: Job, result: Any, inputs: dict[str, Any], described: str) -> widgets.Widget:
-        caption = widgets.HTML(
-            f"<div style='font-size:12px;color:#374151'>{escape(described)} · "
-            f"<code>{escape(job.id)}</code></div>"
-        )
-        gallery = (
-            gallery_of(result) if isinstance(result, LayersResult) else widgets.HTML(escape(repr(result)))
-        )
-        return widgets.VBox([caption, gallery])
+        return values, f"image: {self._image[0]}"
 
 
 def _no_image() -> InputError:

@@ -1,7 +1,9 @@
 """ModelPanel: what the TTS and layers panels share.
 
 A panel is a form built from the model's fields (`_fields.FieldForm`), Generate and Cancel buttons,
-a live status line and a history of results, newest first.
+a live status line and a history of its jobs, newest first, each shown as its `JobCard` (the card a
+magic's output and the jobs panel show: status chip, progress, Cancel/Retry, then the player or
+gallery).
 
 - Every value is checked as it changes, by its field's own check (`FieldForm`): while one is bad,
   Generate is disabled and the message (naming the field and what it allows, as the client's
@@ -9,9 +11,9 @@ a live status line and a history of results, newest first.
 - Generate validates and submits through `rp_notebook._api.submit`, the path the magics take, so a
   bad value is refused before any request with the same message (naming the field), shown in
   the status line. The click returns as soon as the one `run` request is answered.
-- The job's end arrives through `Job.add_done_callback` on a poller thread, which adds the result
-  to the history by setting `children`; the shared ticker (`_common.TICKER`) redraws the status
-  line of jobs in flight once a second (elapsed time, queued -> running, the worker's progress).
+- A job joins the history as its card the moment it is submitted; the card follows the job itself.
+  The job's end arrives through `Job.add_done_callback` on a poller thread, and the shared ticker
+  (`_common.TICKER`) redraws the status line of jobs in flight once a second.
 - Cancel cancels every job of this panel that is still queued or running.
 
 Nothing from the settings is put into a widget: the endpoint is resolved when a job is submitted,
@@ -26,17 +28,17 @@ from typing import Any, ClassVar
 import ipywidgets as widgets
 
 from .. import _api
-from ..client import JobStatus
 from ..jobs import Job
 from ..jobs._job import watching_new_jobs
 from ..models import MODELS
 from ..saved_notebooks import KeptAsOneLine
+from ..views import JobCard
 from ._common import TICKER, error_html, guarded, job_status_html, note_html
 from ._fields import FieldForm
 
 __all__ = ["ModelPanel"]
 
-#: Older results are dropped from a panel's history past this many (each holds its audio or layers).
+#: Older jobs are dropped from a panel's history past this many (each card holds its audio or layers).
 MAX_HISTORY = 50
 
 
@@ -58,8 +60,6 @@ class ModelPanel(KeptAsOneLine, widgets.VBox):  # type: ignore[misc]  # ipywidge
         self.jobs: list[Job] = []
         self._lock = threading.RLock()
         self._in_flight: list[Job] = []
-        # job id -> (the inputs sent, their description), until the job ends and joins the history.
-        self._submitted: dict[str, tuple[dict[str, Any], str]] = {}
         self._error: BaseException | None = None
 
         prefix = f"rp-{self.model}"
@@ -113,10 +113,7 @@ class ModelPanel(KeptAsOneLine, widgets.VBox):  # type: ignore[misc]  # ipywidge
     # -- what subclasses provide ----------------------------------------------------------------------
 
     def _inputs(self) -> tuple[dict[str, Any], str]:
-        """(the raw inputs to submit, a short description of them for the history)."""
-        raise NotImplementedError
-
-    def _history_entry(self, job: Job, result: Any, inputs: dict[str, Any], described: str) -> widgets.Widget:
+        """(the raw inputs to submit, a short description of them for the job's card)."""
         raise NotImplementedError
 
     # -- actions ----------------------------------------------------------------------------------------
@@ -131,11 +128,16 @@ class ModelPanel(KeptAsOneLine, widgets.VBox):  # type: ignore[misc]  # ipywidge
         # Watched from birth: polled in short rounds, so the status line shows running and progress.
         with watching_new_jobs():
             job = _api.submit(self.model, endpoint=self.endpoint, **inputs)
+        card = JobCard(job, caption=described)
+        card.add_class(f"rp-{self.model}-entry")
         with self._lock:
             self._error = None
             self.jobs.append(job)
             self._in_flight.append(job)
-            self._submitted[job.id] = (inputs, described)
+            kept = (card, *self.history.children)
+            self.history.children = kept[:MAX_HISTORY]
+        for dropped in kept[MAX_HISTORY:]:
+            dropped.close()
         self._refresh()
         job.add_done_callback(self._on_done)
         return job
@@ -157,6 +159,9 @@ class ModelPanel(KeptAsOneLine, widgets.VBox):  # type: ignore[misc]  # ipywidge
 
     def close(self) -> None:
         TICKER.discard(self)
+        cards, self.history.children = self.history.children, ()
+        for card in cards:
+            card.close()
         super().close()
 
     # -- callbacks --------------------------------------------------------------------------------------
@@ -180,12 +185,6 @@ class ModelPanel(KeptAsOneLine, widgets.VBox):  # type: ignore[misc]  # ipywidge
         with self._lock:
             if job in self._in_flight:
                 self._in_flight.remove(job)
-            inputs, described = self._submitted.pop(job.id, ({}, ""))
-        if job.status == JobStatus.COMPLETED and job.exception(timeout=0) is None:
-            entry = self._history_entry(job, job.result(timeout=0), inputs, described)
-            entry.add_class(f"rp-{self.model}-entry")
-            with self._lock:
-                self.history.children = (entry, *self.history.children)[:MAX_HISTORY]
         self._refresh()
 
     def _tick(self) -> None:

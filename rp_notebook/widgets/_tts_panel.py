@@ -10,15 +10,13 @@ dicts whose `content` is a memoryview) and sent as base64 with the job.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from html import escape
 from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
 
-from ..jobs import Job
 from ..models import TTS
-from ._common import guarded, result_view
+from ._common import guarded
 from ._fields import FieldForm, media_problem
 from ._model_panel import ModelPanel
 
@@ -27,12 +25,10 @@ __all__ = ["TTSPanel"]
 BUILT_IN = "built-in"
 UPLOADED = "uploaded"
 _PRESET = "preset:"
-#: How much of the text a history entry quotes.
-QUOTE_CHARS = 80
 
 
 class TTSPanel(ModelPanel):
-    """Text to speech with live status and a history of players.
+    """Text to speech with live status and a history of job cards (each one player).
 
     endpoint: the endpoint id (default: the one configured for "tts" when Generate is pressed).
     voices: preset reference clips, name -> file path or http(s) URL.
@@ -125,19 +121,4 @@ class TTSPanel(ModelPanel):
         voice, voice_name = self._voice_input()
         if voice is not None:
             values["voice"] = voice
-        return values, f"voice {voice_name} · {self.form.described(values, omit=('text',))}"
-
-    def _history_entry(self, job: Job, result: Any, inputs: dict[str, Any], described: str) -> widgets.Widget:
-        caption = widgets.HTML(_caption(result, described, job.id, str(inputs.get("text", ""))))
-        player = result_view(result)
-        player.add_class("rp-tts-player")
-        return widgets.VBox([caption, player])
-
-
-def _caption(result: Any, described: str, job_id: str, text: str) -> str:
-    duration = getattr(result, "duration", None)
-    head = f"{duration:.1f} s" if isinstance(duration, int | float) else ""
-    quote = text if len(text) <= QUOTE_CHARS else text[: QUOTE_CHARS - 1] + "…"
-    parts = [p for p in (head, escape(described), f"<code>{escape(job_id)}</code>") if p]
-    quoted = f"<i>“{escape(quote)}”</i><br>" if quote else ""
-    return f"<div style='font-size:12px;color:#374151'>{quoted}{' · '.join(parts)}</div>"
+        return values, f"voice: {voice_name}"

@@ -6,7 +6,8 @@ tutorial in JupyterLab, runs every cell through the Run menu, and checks the ren
 - audio results become <audio> elements whose media the browser decodes (metadata loads, the
   duration is positive), whether embedded as data: URLs or handed over by a widget as blob: URLs;
 - the TTS panel's Generate button, clicked in the page, sends the text typed in the page through
-  the kernel to the local endpoint, and the new player joins the panel's history;
+  the kernel to the local endpoint, and the job's card joins the panel's history and ends as a player;
+- the job card in each state (failed, cancelled, running with progress, queued, done), screenshotted;
 - the layer galleries' images decode, a toggle clicked in the page changes the composite, and a
   picture uploaded through the layers panel's file chooser comes back as a gallery;
 - the jobs panel lists the job started by the click;
@@ -22,6 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 from lab_page import LabPage, code_cell_count
 from PIL import Image, ImageDraw
@@ -103,23 +105,27 @@ def test_panels_notebook_generate_click_adds_a_playable_player_and_galleries_dec
     panel, page = notebook_page.panel, notebook_page.page
     assert notebook_page.widget_errors() == []
 
-    # The TTS panel already holds the player of the job the notebook started with generate().
+    # The TTS panel's history holds the card of the job the notebook started with generate().
     tts = panel.locator(".rp-tts-panel")
     expect(tts).to_have_count(1)
-    entries = tts.locator(".rp-tts-entry")
+    entries = tts.locator(".rp-tts-entry.rp-job-card")
     expect(entries).to_have_count(1, timeout=JOB_S * 1000)
 
     # Type a new text and click Generate: the browser -> kernel -> endpoint -> kernel -> browser trip.
+    # The job's card joins the history at the click and turns into one player when the job ends.
     tts.locator("textarea").fill(TYPED_TEXT)
     tts.locator("button.rp-tts-generate").click()
     expect(entries).to_have_count(2, timeout=JOB_S * 1000)
     newest = entries.first  # the history is newest first
     expect(newest).to_contain_text(TYPED_TEXT[:40])
-    player = newest.locator("audio.rp-tts-player")
-    expect(player).to_have_attribute("src", re.compile(r"^blob:"))
+    expect(newest.locator(".rp-chip")).to_have_attribute("data-status", "COMPLETED", timeout=JOB_S * 1000)
+    player = newest.locator("audio")
+    expect(player).to_have_count(1)
+    expect(player).to_have_attribute("src", re.compile(r"^data:audio/"))
     assert notebook_page.wait_playable(player)["duration"] > 1
     expect(tts.locator(".rp-tts-status .rp-status")).to_have_attribute("data-status", "COMPLETED")
-    clicked_job = newest.locator("code").inner_text()
+    clicked_job = newest.locator("code[data-job-id]").get_attribute("data-job-id") or ""
+    assert clicked_job
     notebook_page.screenshot("panels-tts-panel", tts)
 
     # The notebook's layers_many result: a gallery of decoded layer thumbnails and a composite.
@@ -151,24 +157,25 @@ def test_panels_notebook_generate_click_adds_a_playable_player_and_galleries_dec
     expect(layers.locator(".rp-layers-image-name")).to_contain_text("upload.png")
     notebook_page.wait_decoded(layers.locator("img.rp-layers-input"))
     layers.locator("button.rp-layers-generate").click()
-    entry = layers.locator(".rp-layers-entry")
+    entry = layers.locator(".rp-layers-entry.rp-job-card")
     expect(entry).to_have_count(1, timeout=JOB_S * 1000)
     panel_toggles = entry.locator(".rp-layer-toggle")
-    expect(panel_toggles.first).to_be_visible()
+    expect(panel_toggles.first).to_be_visible(timeout=JOB_S * 1000)
     panel_images = entry.locator("img.widget-image")
     expect(panel_images).to_have_count(panel_toggles.count() + 1)
     assert all(image["width"] > 0 for image in notebook_page.wait_decoded(panel_images))
     notebook_page.screenshot("panels-layers-panel", layers)
 
-    # The jobs panel lists the job the Generate click started, as done; Open shows its player.
+    # The jobs panel lists the job the Generate click started, as done; Open shows its card.
     jobs = panel.locator(".rp-jobs-panel")
     expect(jobs).to_have_count(1)
     row = jobs.locator(".rp-jobs-row", has_text=clicked_job[:18])
     expect(row.locator(".rp-status")).to_have_attribute("data-status", "COMPLETED", timeout=30_000)
     row.locator("button.rp-jobs-open").click()
-    expect(jobs.locator(".rp-jobs-result")).to_contain_text(clicked_job)
-    opened = jobs.locator(".rp-jobs-result audio.rp-player")
-    expect(opened).to_have_attribute("src", re.compile(r"^blob:"))
+    opened_card = jobs.locator(".rp-jobs-result .rp-job-card")
+    expect(opened_card.locator(f"code[data-job-id='{clicked_job}']")).to_have_count(1)
+    opened = opened_card.locator("audio")
+    expect(opened).to_have_attribute("src", re.compile(r"^data:audio/"))
     assert notebook_page.wait_playable(opened)["duration"] > 1
     notebook_page.screenshot("panels-jobs-panel", jobs)
 
@@ -181,6 +188,75 @@ def test_panels_notebook_generate_click_adds_a_playable_player_and_galleries_dec
     assert static_layers.count() >= 3
     assert all(image["width"] > 0 for image in notebook_page.wait_decoded(static_layers))
     notebook_page.screenshot("panels-reopened-without-kernel")
+
+
+#: A notebook that puts one job in each state the card shows, on the test echo worker (one worker, so
+#: a job submitted while another waits for the gate stays queued).
+CARD_STATES_CELLS = [
+    "%load_ext rp_notebook\n"
+    "from pathlib import Path\n"
+    "import rp_notebook\n"
+    "from rp_notebook.jobs import get_manager\n"
+    "from rp_notebook.local import EndpointConfig\n"
+    "server = rp_notebook.start_local()\n"
+    "server.add_endpoint(EndpointConfig(id='echo', worker_dir=Path({echo!r}), workers_max=1))\n"
+    "gate = Path('gate').resolve()\n"
+    "jobs = get_manager()",
+    "failed = jobs.submit('echo', {{'raise': 'CUDA out of memory (as a worker reports it)'}})\n"
+    "failed.exception(timeout=120)\n"
+    "failed",
+    "cancelled = jobs.submit('echo', {{'wait_for_file': str(gate) + '.never', 'sleep': 1}})\n"
+    "cancelled.cancel()\n"
+    "cancelled",
+    "running = jobs.submit('echo', {{'progress': [{{'step': 3, 'steps': 8}}], 'wait_for_file': str(gate)}})\n"
+    "running",
+    "queued = jobs.submit('echo', {{'text': 'waits for the one worker'}})\nqueued",
+]
+
+
+def test_the_job_card_in_each_state_failed_cancelled_running_queued_then_done(notebook_page: LabPage, lab):
+    notebook = lab.root / "job_card_states.ipynb"
+    echo = str(Path(__file__).resolve().parents[1] / "fixtures" / "workers" / "echo")
+    cells = [nbformat.v4.new_code_cell(source.format(echo=echo)) for source in CARD_STATES_CELLS]
+    kernel = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": kernel}), notebook)
+    notebook_page.open(notebook, "card-states")
+    notebook_page.run_all()
+    notebook_page.wait_all_ran(len(cells), RUN_ALL_S)
+    assert notebook_page.widget_errors() == []
+    cards = notebook_page.panel.locator(".rp-job-card:not(.rp-job-card-static)")
+    expect(cards).to_have_count(4)
+    failed, cancelled, running, queued = (cards.nth(index) for index in range(4))
+
+    # Each card: the chip's state and words, and the buttons that state offers.
+    expect(failed.locator(".rp-chip")).to_have_attribute("data-status", "FAILED", timeout=JOB_S * 1000)
+    expect(failed.locator(".rp-job-error")).to_contain_text("CUDA out of memory")
+    expect(failed.locator("button.rp-job-retry")).to_be_visible()
+    expect(failed.locator("button.rp-job-cancel")).to_be_hidden()
+    expect(cancelled.locator(".rp-chip")).to_have_attribute("data-status", "CANCELLED", timeout=JOB_S * 1000)
+    expect(cancelled.locator("button.rp-job-retry")).to_be_visible()
+    expect(running.locator(".rp-chip")).to_have_attribute("data-status", "IN_PROGRESS", timeout=JOB_S * 1000)
+    expect(running.locator(".rp-chip")).to_contain_text(re.compile(r"running \d+(\.\d+)? s"))
+    expect(running.locator(".rp-job-progress")).to_be_visible(timeout=JOB_S * 1000)
+    expect(running).to_contain_text("step 3 of 8")
+    expect(running.locator("button.rp-job-cancel")).to_be_visible()
+    expect(queued.locator(".rp-chip")).to_have_attribute("data-status", "IN_QUEUE")
+    expect(queued.locator(".rp-chip")).to_contain_text("queued")
+    for name, card in (
+        ("failed", failed),
+        ("cancelled", cancelled),
+        ("running", running),
+        ("queued", queued),
+    ):
+        notebook_page.screenshot(f"job-card-{name}", card)
+
+    # The gate opens: the running job ends, the queued one runs, both cards say done.
+    (lab.root / "gate").touch()
+    for card in (running, queued):
+        expect(card.locator(".rp-chip")).to_have_attribute("data-status", "COMPLETED", timeout=JOB_S * 1000)
+        expect(card.locator("button.rp-job-cancel")).to_be_hidden()
+        expect(card.locator(".rp-job-progress")).to_be_hidden()
+    notebook_page.screenshot("job-card-states")
 
 
 def _save_and_reopen_without_kernel(notebook_page: LabPage, lab, kept: Locator, count: int) -> None:
