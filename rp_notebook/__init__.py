@@ -30,7 +30,9 @@ _EXPORTS = {
     "LayersResult": ".results",
     "JobStatus": ".client",
     "MODELS": ".models",
+    "budget": "._spend",
     "configure": ".config",
+    "cost_report": "._spend",
     "current_settings": ".config",
     "errors": ".errors",
     "gallery_of": ".views",
@@ -55,7 +57,9 @@ __all__ = [
     "JobsClient",
     "LayersResult",
     "__version__",
+    "budget",
     "configure",
+    "cost_report",
     "current_settings",
     "errors",
     "gallery_of",
@@ -75,6 +79,7 @@ __all__ = [
 if TYPE_CHECKING:
     from . import errors
     from ._api import layers, layers_many, start_local, stop_local, submit, tts, tts_many
+    from ._spend import budget, cost_report
     from .client import JobsClient, JobStatus
     from .config import configure, current_settings
     from .jobs import Batch, Job, JobManager, get_manager

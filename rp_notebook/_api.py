@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import config
+from ._spend import check_budget
 from .config import Settings, check_endpoint_id, configure, current_settings
+from .costs import PriceTable, use_prices
 from .errors import ConfigurationError, InputError, NotFoundError
 from .jobs import Batch, BatchInputError, Job, RunOptions, get_manager
 from .models import LAYERS, MODELS, ModelSpec
@@ -89,6 +91,7 @@ def submit(
     """
     clean = prepare_input(_spec(model), inputs)
     settings, endpoint_id = _target(model, endpoint)
+    check_budget(model)
     return get_manager().submit(
         endpoint_id, clean, model=model, settings=settings, **_run_options(s3_config, policy, webhook)
     )
@@ -146,6 +149,7 @@ def submit_many(
     if errors:
         raise BatchInputError(errors, len(items))
     settings, endpoint_id = _target(model, endpoint)
+    check_budget(model, len(clean))  # the batch as a whole, before its first job
     manager = get_manager()
     jobs = manager.submit_many(endpoint_id, clean, model=model, settings=settings, max_parallel=max_parallel)
     return Batch(model, endpoint_id, jobs, manager=manager)
@@ -243,17 +247,21 @@ _replaced: _Replaced | None = None
 #: The job API URL of the local endpoint stop_local() last stopped (None: none was stopped, or
 #: one runs again).
 _stopped: str | None = None
+#: The price table in force before start_local swapped in the local endpoint's (put back by stop_local).
+_prices_before: PriceTable | None = None
 
 
-def start_local(*, port: int = 0) -> LocalEndpoint:
+def start_local(*, port: int = 0, prices: PriceTable | None = None) -> LocalEndpoint:
     """Start the local Runpod-compatible endpoint in this process and point rp_notebook at it.
 
     Runs the CPU engines of the workers, needs no account and no GPU. Both APIs point at it: the
     job API and the management API (GraphQL, REST v2), so provisioning works there too. The
     settings change for this process only; nothing is written to disk, and `stop_local()` puts
     back the ones it replaced. port: 0 picks a free one. Starting twice returns the running one.
+    prices: the serverless price table its endpoints are billed by (default Runpod's), which
+    job costs and budgets use while it runs.
     """
-    global _local, _replaced, _stopped
+    global _local, _replaced, _stopped, _prices_before
     if _local is not None and _local.running:
         return _local
     if _local is not None:  # it died: put its settings back first, so they are the ones kept now
@@ -263,7 +271,7 @@ def start_local(*, port: int = 0) -> LocalEndpoint:
     from .local import LocalEndpoint
 
     try:
-        server = LocalEndpoint(port=port).start()
+        server = LocalEndpoint(port=port, prices=prices).start()
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise ConfigurationError(
@@ -300,6 +308,7 @@ def start_local(*, port: int = 0) -> LocalEndpoint:
         endpoints=LOCAL_ENDPOINTS,
     )
     _stopped = None
+    _prices_before = use_prices(server.prices)
     return server
 
 
@@ -315,6 +324,7 @@ def stop_local() -> None:
     server.stop()
     atexit.unregister(server.stop)
     _stopped = server.job_api_url
+    use_prices(_prices_before)
     if replaced is None:
         return
     with config._lock:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from html import escape
 from typing import TYPE_CHECKING, Any
 
+from .costs import current_prices
 from .results._audio import AUDIO_MIME
 from .results._html import BOX
 
@@ -19,12 +20,16 @@ if TYPE_CHECKING:
     from .jobs import Job
     from .provisioning import EndpointHealth, GpuPool
 
+#: What a table shows where there is no price (never a guessed number).
+NO_PRICE = "—"
+
 __all__ = [
     "AUDIO_MIME",
     "Rendered",
     "health_cells",
     "job_bundle",
     "price_text",
+    "prices_note",
     "result_bundle",
     "setup_bundle",
     "status_style",
@@ -196,9 +201,26 @@ def vram_text(pool: GpuPool) -> str:
     return f"{low} GB" if low == high else f"{low}-{high} GB"
 
 
-def price_text(price_per_hour: float | None) -> str:
-    """A GPU-hour price as the API gave it; "—" when it gave none (never a guessed number)."""
-    return "—" if price_per_hour is None else f"${price_per_hour:.2f}"
+def price_text(pool_id: str, *, active: bool = False) -> str:
+    """A pool's serverless price per worker-second and per hour from the price table in force
+    ("$0.00031/s · $1.12/h"), flex or active; "—" for a pool the table has no price for."""
+    price = current_prices().get(pool_id)
+    if price is None:
+        return NO_PRICE
+    per_s = price.active_per_s if active else price.flex_per_s
+    return f"${per_s:.5f}/s · ${per_s * 3600:.2f}/h"
+
+
+def prices_note(pool_ids: Iterable[str] = ()) -> str:
+    """Where the prices come from and their date, and why a listed pool has none."""
+    table = current_prices()
+    missing = [
+        f"{pool} ({table.unpriced.get(pool, 'no price in the table')})"
+        for pool in pool_ids
+        if table.get(pool) is None
+    ]
+    note = f"prices per GPU: {table.label}"
+    return note + (f"; {NO_PRICE}: " + ", ".join(missing) if missing else "")
 
 
 def health_cells(health: EndpointHealth) -> tuple[str, str]:

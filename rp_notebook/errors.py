@@ -4,6 +4,8 @@
     ├── ConfigurationError        no API key, no endpoint for a model, a bad setting
     ├── InputError (ValueError)   a model input out of range, of the wrong type, or unknown;
     │                             names the field and what it allows, raised before any request
+    ├── BudgetExceededError       a submission would go past the budget (rp_notebook.budget):
+    │                             names the spend so far, the estimate and the budget; nothing sent
     ├── TransportError            the server could not be reached, or the connection broke
     │   └── RunAnswerLostError    a run was sent but its answer lost: a job may be queued (not re-sent)
     ├── APIError                  the job API answered with an HTTP error (`status_code`, `body`)
@@ -41,6 +43,7 @@ __all__ = [
     "APIError",
     "AuthenticationError",
     "BadRequestError",
+    "BudgetExceededError",
     "ConfigurationError",
     "InputError",
     "JobCancelledError",
@@ -88,6 +91,23 @@ class InputError(RunpodError, ValueError):
     def __init__(self, field: str, message: str) -> None:
         self.field = field
         super().__init__(f"{field}: {message}")
+
+
+class BudgetExceededError(RunpodError):
+    """A submission was refused before any request: it would take the spend past the budget.
+
+    `spent`, `estimate` (of what was refused; None when no cost per job is known yet) and `budget`
+    are in USD; `per` is "session" or "day".
+    """
+
+    def __init__(
+        self, message: str, *, spent: float, estimate: float | None, budget: float, per: str
+    ) -> None:
+        self.spent = spent
+        self.estimate = estimate
+        self.budget = budget
+        self.per = per
+        super().__init__(message)
 
 
 class TransportError(RunpodError):

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..client import TERMINAL_STATES, JobStatus
+from ..costs import JobCost
 from ..errors import RetryRefusedError, RunpodError, WaitTimeoutError
 
 __all__ = ["WATCH_NEW_JOBS", "Job", "JobControl", "JobUpdate", "watching_new_jobs"]
@@ -130,6 +131,8 @@ class Job:
         self.parts: list[Any] = []
         #: The folder its result was saved to (set before the job resolves), when it was saved.
         self.saved_to: Path | None = None
+        #: What it cost, estimated when it ended (set before it resolves; rp_notebook.costs).
+        self.cost: JobCost | None = None
         #: Followed in short polling rounds, so that whatever shows it stays live.
         self.watched = WATCH_NEW_JOBS.get()
         self._control = control
@@ -156,18 +159,15 @@ class Job:
     @property
     def delay_time(self) -> float | None:
         """Seconds in the queue (incl. cold start), as the server measured it."""
-        ms = self.body.get("delayTime")
-        return ms / 1000 if isinstance(ms, int | float) else None
+        return seconds_of(self.body, "delayTime")
 
     @property
     def execution_time(self) -> float | None:
-        ms = self.body.get("executionTime")
-        return ms / 1000 if isinstance(ms, int | float) else None
+        return seconds_of(self.body, "executionTime")
 
     @property
     def worker_id(self) -> str | None:
-        worker = self.body.get("workerId")
-        return worker if isinstance(worker, str) else None
+        return worker_of(self.body)
 
     @property
     def format(self) -> str:
@@ -380,6 +380,17 @@ class Job:
 
     def __repr__(self) -> str:
         return f"<Job {self.id or '(submitting)'} on {self.endpoint_id}: {self.status}>"
+
+
+def seconds_of(body: dict[str, Any], key: str) -> float | None:
+    """A status body's `delayTime` or `executionTime` (milliseconds) in seconds."""
+    ms = body.get(key)
+    return ms / 1000 if isinstance(ms, int | float) and not isinstance(ms, bool) else None
+
+
+def worker_of(body: dict[str, Any]) -> str | None:
+    worker = body.get("workerId")
+    return worker if isinstance(worker, str) and worker else None
 
 
 def _status_of(body: dict[str, Any], default: JobStatus) -> JobStatus:

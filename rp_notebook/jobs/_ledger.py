@@ -29,7 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DATA_DIR_ENV", "Ledger", "LedgerEntry", "data_dir", "safe_parameters"]
+from ..costs import EndpointRates, JobCost
+
+__all__ = ["DATA_DIR_ENV", "EndpointChange", "Ledger", "LedgerEntry", "data_dir", "safe_parameters"]
 
 DATA_DIR_ENV = "RP_NOTEBOOK_DATA_DIR"
 _SCHEMA = """
@@ -48,10 +50,28 @@ CREATE TABLE IF NOT EXISTS jobs (
     PRIMARY KEY (base_url, endpoint_id, job_id)
 );
 CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs (submitted_at DESC);
+CREATE TABLE IF NOT EXISTS endpoint_changes (
+    base_url      TEXT NOT NULL,
+    endpoint_id   TEXT NOT NULL,
+    changed_at    REAL NOT NULL,
+    pools         TEXT NOT NULL,
+    gpu_count     INTEGER NOT NULL,
+    workers_min   INTEGER NOT NULL,
+    idle_timeout_s REAL NOT NULL,
+    deleted       INTEGER NOT NULL DEFAULT 0
+);
 """
+#: Columns added after the first release, with their types: added to an older ledger when opened.
+_ADDED_COLUMNS = {
+    "notebook": "TEXT",
+    "worker_id": "TEXT",
+    "delay_s": "REAL",
+    "execution_s": "REAL",
+    "cost": "TEXT",
+}
 _COLUMNS = (
     "job_id, endpoint_id, base_url, model, status, submitted_at, updated_at, ended_at, parameters,"
-    " result_path, error"
+    " result_path, error, notebook, worker_id, delay_s, execution_s, cost"
 )
 
 
@@ -78,10 +98,26 @@ class LedgerEntry:
     parameters: Mapping[str, Any]
     result_path: str | None
     error: str | None
+    #: The notebook (Jupyter's session name) or None outside one.
+    notebook: str | None = None
+    worker_id: str | None = None
+    delay_s: float | None = None
+    execution_s: float | None = None
+    cost: JobCost | None = None
 
     @property
     def ended(self) -> bool:
         return self.ended_at is not None
+
+
+@dataclass(frozen=True)
+class EndpointChange:
+    """An endpoint deployed, scaled or deleted from here: what its workers cost from `changed_at` on."""
+
+    base_url: str
+    changed_at: float
+    rates: EndpointRates
+    deleted: bool = False
 
 
 def safe_parameters(inputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -114,6 +150,10 @@ class Ledger:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a kernel crash
         self._db.executescript(_SCHEMA)
+        known = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        for column, kind in _ADDED_COLUMNS.items():
+            if column not in known:  # a ledger written by an earlier version: keep its rows
+                self._db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         with self._lock:
@@ -153,12 +193,13 @@ class Ledger:
         status: str,
         parameters: Mapping[str, Any],
         submitted_at: float | None = None,
+        notebook: str | None = None,
     ) -> None:
         now = time.time()
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO jobs (job_id, endpoint_id, base_url, model, status, submitted_at, updated_at,"
-                " parameters) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                " parameters, notebook) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (base_url, endpoint_id, job_id) DO UPDATE SET status = excluded.status,"
                 " updated_at = excluded.updated_at, ended_at = NULL, error = NULL",
                 (
@@ -170,6 +211,7 @@ class Ledger:
                     submitted_at or now,
                     now,
                     json.dumps(safe_parameters(parameters)),
+                    notebook,
                 ),
             )
 
@@ -183,13 +225,19 @@ class Ledger:
         ended: bool = False,
         error: str | None = None,
         result_path: str | os.PathLike[str] | None = None,
+        worker_id: str | None = None,
+        delay_s: float | None = None,
+        execution_s: float | None = None,
+        cost: JobCost | None = None,
     ) -> None:
         now = time.time()
         with self._transaction() as db:
             db.execute(
                 "UPDATE jobs SET status = ?, updated_at = ?,"
                 " ended_at = CASE WHEN ? THEN COALESCE(ended_at, ?) ELSE ended_at END,"
-                " error = COALESCE(?, error), result_path = COALESCE(?, result_path)"
+                " error = COALESCE(?, error), result_path = COALESCE(?, result_path),"
+                " worker_id = COALESCE(?, worker_id), delay_s = COALESCE(?, delay_s),"
+                " execution_s = COALESCE(?, execution_s), cost = COALESCE(?, cost)"
                 " WHERE base_url = ? AND endpoint_id = ? AND job_id = ?",
                 (
                     status,
@@ -198,11 +246,56 @@ class Ledger:
                     now,
                     error,
                     str(result_path) if result_path is not None else None,
+                    worker_id,
+                    delay_s,
+                    execution_s,
+                    None if cost is None else json.dumps(cost.to_json()),
                     base_url,
                     endpoint_id,
                     job_id,
                 ),
             )
+
+    def record_endpoint_change(self, base_url: str, rates: EndpointRates, *, deleted: bool = False) -> None:
+        """An endpoint deployed, scaled or deleted from here (its active workers' cost starts or stops)."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO endpoint_changes (base_url, endpoint_id, changed_at, pools, gpu_count,"
+                " workers_min, idle_timeout_s, deleted) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    base_url,
+                    rates.endpoint_id,
+                    time.time(),
+                    ",".join(rates.pools),
+                    rates.gpu_count,
+                    0 if deleted else rates.workers_min,
+                    rates.idle_timeout_s,
+                    int(deleted),
+                ),
+            )
+
+    def endpoint_changes(self) -> list[EndpointChange]:
+        """Every endpoint change recorded, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT base_url, endpoint_id, changed_at, pools, gpu_count, workers_min, idle_timeout_s,"
+                " deleted FROM endpoint_changes ORDER BY changed_at"
+            ).fetchall()
+        return [
+            EndpointChange(
+                base_url=row[0],
+                changed_at=row[2],
+                rates=EndpointRates(
+                    endpoint_id=row[1],
+                    pools=tuple(pool for pool in row[3].split(",") if pool),
+                    gpu_count=row[4],
+                    workers_min=row[5],
+                    idle_timeout_s=row[6],
+                ),
+                deleted=bool(row[7]),
+            )
+            for row in rows
+        ]
 
     def result_folder(self, job_id: str) -> Path:
         """Where a job's result is saved (created by whoever saves it, see `_saved.save_result`)."""
@@ -215,6 +308,10 @@ class Ledger:
     def in_flight(self) -> list[LedgerEntry]:
         """Jobs with no end recorded, oldest first: the ones a restarted kernel should follow again."""
         return self._select("WHERE ended_at IS NULL ORDER BY submitted_at", ())
+
+    def ended_since(self, since: float) -> list[LedgerEntry]:
+        """Jobs that ended at or after `since` (a time.time()), oldest end first: what costs are summed from."""
+        return self._select("WHERE ended_at >= ? ORDER BY ended_at", (since,))
 
     def find(self, job_id: str) -> list[LedgerEntry]:
         """Entries with this job id (normally one; ids are unique per endpoint, not globally)."""
@@ -237,6 +334,11 @@ class Ledger:
                 parameters=json.loads(row[8] or "{}"),
                 result_path=row[9],
                 error=row[10],
+                notebook=row[11],
+                worker_id=row[12],
+                delay_s=row[13],
+                execution_s=row[14],
+                cost=None if row[15] is None else JobCost.from_json(json.loads(row[15])),
             )
             for row in rows
         ]

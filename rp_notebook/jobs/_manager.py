@@ -49,6 +49,7 @@ from typing import Any, Unpack
 
 from ..client import TERMINAL_STATES, AsyncJobsClient, JobsClient, JobStatus, RequestBudget, RunOptions
 from ..config import Secret, Settings, current_settings
+from ..costs import CostEstimator, endpoint_rates_lookup
 from ..errors import (
     AuthenticationError,
     InputError,
@@ -62,7 +63,7 @@ from ..errors import (
 )
 from ..results import decode_output
 from ._io import IOLoop
-from ._job import Job
+from ._job import Job, seconds_of, worker_of
 from ._ledger import Ledger, LedgerEntry
 from ._recorder import USER_LEDGER, JobRecorder
 from ._saved import load_result
@@ -74,6 +75,8 @@ LONG_POLL_MS = 60_000
 #: IN_QUEUE -> IN_PROGRESS and the worker's progress as they happen.
 WATCHED_LONG_POLL_MS = 2_000
 MAX_CONCURRENT_POLLS = 300
+#: How long a job's end waits for its endpoint's pools to be read, so that its first job is priced too.
+COST_LOOKUP_WAIT_S = 5.0
 SUBMIT_PARALLEL = 32
 STREAM_POLL_S = 0.25
 STREAM_QUEUED_MAX_DELAY = 2.0
@@ -120,6 +123,8 @@ class JobManager:
         self._budget = budget
         #: Writes every job and result to the ledger, on its own thread.
         self.recorder = JobRecorder(ledger)
+        #: Prices jobs as they end (rp_notebook.costs); endpoints' pools are read in the background.
+        self.costs = CostEstimator()
         self._io = IOLoop()
         self._lock = threading.Lock()
         self._all: dict[str, Job] = {}  # by job id (jobs still SUBMITTING are in _submitting)
@@ -398,6 +403,7 @@ class JobManager:
         with contextlib.suppress(Exception):
             self._io.run(self._aclose()).result(10)
         self._io.stop()
+        self.costs.close()
         for client in self._clients.values():
             client.close()
 
@@ -450,6 +456,7 @@ class JobManager:
         self._remember(job, str(body["id"]))
         job.submitted(str(body["id"]), body)
         self.recorder.submitted(job)
+        self.costs.prepare(job.base_url, job.endpoint_id, endpoint_rates_lookup(settings))
         self._start_following(job)
 
     def _start_following(self, job: Job) -> None:
@@ -542,9 +549,20 @@ class JobManager:
                 error = exc
         else:
             error = _end_error(job, body)
-        if not job.done():  # saved before anyone can see it: a kernel that dies now has it on disk
+        if not job.done():  # priced and saved before anyone can see it: a kernel that dies now has both
+            lookup = self.costs.lookup_under_way(job.base_url, job.endpoint_id)
+            if lookup is not None:  # the endpoint's pools are being read (its first job): worth a wait
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.wrap_future(lookup), COST_LOOKUP_WAIT_S)
+            job.cost = self.costs.job_ended(
+                base_url=job.base_url,
+                endpoint_id=job.endpoint_id,
+                worker_id=worker_of(body),
+                delay_s=seconds_of(body, "delayTime") or 0.0,
+                execution_s=seconds_of(body, "executionTime") or 0.0,
+            )
             await self.recorder.ended(
-                job, status=status, result=result, error=None if error is None else str(error)
+                job, status=status, result=result, error=None if error is None else str(error), body=body
             )
         job.finish(body, result=result, error=error)
 

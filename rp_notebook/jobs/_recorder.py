@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -27,11 +28,11 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from ._job import Job, JobUpdate
+from ._job import Job, JobUpdate, seconds_of, worker_of
 from ._ledger import Ledger
 from ._saved import remove_result, save_result
 
-__all__ = ["USER_LEDGER", "JobRecorder"]
+__all__ = ["NOTEBOOK_ENV", "USER_LEDGER", "JobRecorder", "notebook_name"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,14 @@ log = logging.getLogger(__name__)
 USER_LEDGER = "user"
 
 _Write = Callable[[Ledger], None]
+
+#: Jupyter Server names a kernel's notebook in this variable (its path, relative to the server's root).
+NOTEBOOK_ENV = "JPY_SESSION_NAME"
+
+
+def notebook_name() -> str | None:
+    """The notebook this kernel runs, as Jupyter names it; None outside a notebook."""
+    return os.environ.get(NOTEBOOK_ENV) or None
 
 
 class JobRecorder:
@@ -82,6 +91,7 @@ class JobRecorder:
             dict(job.input),
             job.submitted_at,
         )
+        notebook = notebook_name()
 
         def write(ledger: Ledger) -> None:
             job_id, endpoint_id, base_url, model, status, parameters, submitted_at = snapshot
@@ -95,14 +105,24 @@ class JobRecorder:
                 status=status,
                 parameters=parameters,
                 submitted_at=submitted_at,
+                notebook=notebook,
             )
 
         self._put(write)
         if not retried:
             job.subscribe(self._on_update)
 
-    async def ended(self, job: Job, *, status: str, result: Any = None, error: str | None = None) -> None:
-        """The end of a job (on the manager's loop): its result saved (if any), then its end recorded.
+    async def ended(
+        self,
+        job: Job,
+        *,
+        status: str,
+        result: Any = None,
+        error: str | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> None:
+        """The end of a job (on the manager's loop): its result saved (if any), then its end recorded
+        with the final `body`'s times and worker and the job's cost.
         Returns once both are written, or could not be (the job goes on either way).
 
         The files are written in a thread of the loop's pool, so several ending jobs save at once
@@ -111,6 +131,9 @@ class JobRecorder:
         if ledger is None:
             return
         job_id, endpoint_id, base_url = job.id, job.endpoint_id, job.base_url
+        final = body if body is not None else job.body
+        worker_id, cost = worker_of(final), job.cost
+        delay_s, execution_s = seconds_of(final, "delayTime"), seconds_of(final, "executionTime")
         result_path, why = None, error
         if result is not None:
             try:
@@ -132,6 +155,10 @@ class JobRecorder:
                 ended=True,
                 error=why,
                 result_path=result_path,
+                worker_id=worker_id,
+                delay_s=delay_s,
+                execution_s=execution_s,
+                cost=cost,
             ),
             done,
         )

@@ -61,6 +61,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from ..client._budget import RUNPOD_RATE_LIMITS, RateLimits
+from ..costs import RUNPOD_PRICES, PriceTable
 from ._config import RUN_RESULT_RETENTION_S, EndpointConfig
 from ._config import default_endpoints as _default_endpoints
 from ._faults import Faults
@@ -96,7 +97,11 @@ class LocalEndpoint:
     network_delay_ms: added to every job-API request, half before and half after it is handled, like
         the round trip to a remote API (for benchmarks); worker routes are not delayed.
     gpu_prices: GPU type id -> price per hour, served as `securePrice` by the management APIs'
-        GPU catalog (null for every GPU type when not given).
+        GPU catalog (null for every GPU type when not given): Runpod's Pod prices.
+    prices: the serverless price table its endpoints are billed by (`rp_notebook.costs`; default
+        Runpod's, dated). `start_local` makes the client estimate its jobs' costs with it, so
+        costs and budgets work with no account; the jobs' `delayTime`, `executionTime` and
+        `workerId` and the workers' idle timeout behave as on Runpod.
     result_retention_s: how long finished `/run` jobs stay readable on the default endpoints and
         on those the management API deploys (None: until the server stops); an EndpointConfig
         passed in `endpoints` or to `add_endpoint` keeps its own `result_retention_s`.
@@ -122,12 +127,14 @@ class LocalEndpoint:
         rate_limits: RateLimits | None = RUNPOD_RATE_LIMITS,
         network_delay_ms: float = 0.0,
         gpu_prices: Mapping[str, float] | None = None,
+        prices: PriceTable | None = None,
         result_retention_s: float | None = RUN_RESULT_RETENTION_S,
         faults: Faults | None = None,
         lenient_limits: bool = False,
     ) -> None:
         if result_retention_s is not None and result_retention_s <= 0:
             raise ValueError("result_retention_s must be > 0 or None")
+        self.prices = prices or RUNPOD_PRICES
         self.host = host
         self._result_retention_s = result_retention_s
         self._status_sync = status_sync

@@ -16,6 +16,7 @@ import argparse
 import time
 
 from .. import display
+from ..costs import JobCost
 from ..display import Rendered
 from ..errors import InputError
 from ..jobs import Job, get_manager
@@ -101,7 +102,7 @@ def jobs_command(args: list[str]) -> Rendered:
         )
     if ledger is not None:
         notes.append(f"ledger and saved results: {ledger.root}")
-    columns = ["job", "model", "status", "submitted", "time", "result"]
+    columns = ["job", "model", "status", "submitted", "time", "cost", "result"]
     return Rendered(display.table_bundle(columns, rows, notes=notes, css_class="rp-notebook-jobs"))
 
 
@@ -112,6 +113,7 @@ def _live_row(job: Job) -> list[str]:
         display.status_style(job.status)[1],  # the words of the job card and the panels
         _when(job.submitted_at),
         job.timing_summary(),
+        _cost_text(job.cost),
         "",
     ]
 
@@ -124,7 +126,20 @@ def _entry_row(entry: LedgerEntry, job: Job | None) -> list[str]:
         status = word if entry.ended else f"{word} (not followed)"
         timing = f"{entry.ended_at - entry.submitted_at:.1f} s" if entry.ended_at else ""
     result = entry.result_path or (f"error: {entry.error}" if entry.error else "")
-    return [entry.job_id, entry.model or entry.endpoint_id, status, _when(entry.submitted_at), timing, result]
+    cost = _cost_text(job.cost if job is not None and job.cost is not None else entry.cost)
+    return [
+        entry.job_id,
+        entry.model or entry.endpoint_id,
+        status,
+        _when(entry.submitted_at),
+        timing,
+        cost,
+        result,
+    ]
+
+
+def _cost_text(cost: JobCost | None) -> str:
+    return "" if cost is None or cost.usd is None else cost.short()
 
 
 def _when(epoch: float) -> str:

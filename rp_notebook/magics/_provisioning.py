@@ -31,7 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import _api, display
+from .._spend import record_endpoint
 from ..config import configure, current_settings, remember_endpoint, user_config_file
+from ..costs import rates_of, usd_text
 from ..display import Rendered
 from ..models import MODELS
 from ..provisioning import PRESETS, Deployment, Endpoint, EndpointStatus, Provisioner, Template, preset_for
@@ -160,8 +162,13 @@ def _env_pair(text: str) -> tuple[str, str]:
 def _gpus(args: argparse.Namespace) -> Rendered:
     with Provisioner() as prov:
         pools = prov.gpus(model=args.model)
-    columns = ["pool", "GPUs", "VRAM", "price/h"]
-    notes = ["VRAM: what every worker is sure to get (the pool's smallest card); price: lowest per GPU-hour."]
+    columns = ["pool", "GPUs", "VRAM", "flex price", "active price"]
+    notes = [
+        "VRAM: what every worker is sure to get (the pool's smallest card).",
+        "flex: a worker that scales to zero, billed while it starts, runs and idles; active: the "
+        "endpoint's always-on workers (workersMin), billed around the clock.",
+        display.prices_note(info.pool.id for info in pools),
+    ]
     if args.model:
         need = preset_for(args.model).min_vram_gb
         columns.append(f"fits {args.model} (needs {need:g} GB)")
@@ -174,7 +181,8 @@ def _gpus(args: argparse.Namespace) -> Rendered:
             info.pool.id,
             info.pool.label,
             display.vram_text(info.pool),
-            display.price_text(info.price_per_hour),
+            display.price_text(info.pool.id),
+            display.price_text(info.pool.id, active=True),
         ]
         if args.model:
             row.append("✓" if info.fits else "✗")
@@ -207,8 +215,16 @@ def _endpoints(args: argparse.Namespace) -> Rendered:
     for model, endpoint_id in current_settings().endpoints.items():
         in_use.setdefault(endpoint_id, []).append(model)
     rows = [_endpoint_row(status, in_use.get(status.endpoint.id, [])) for status in statuses]
-    columns = ["id", "name", "pools", "workers", "health: workers", "jobs", "used for"]
-    notes = ["used for: the models this session sends to the endpoint."] if rows else ["no endpoints yet"]
+    columns = ["id", "name", "pools", "workers", "running cost", "health: workers", "jobs", "used for"]
+    notes = (
+        [
+            "used for: the models this session sends to the endpoint.",
+            "running cost: what its active workers (the minimum, always on) cost per hour, whether "
+            f"they run jobs or not; jobs on other workers cost by the second. {display.prices_note()}",
+        ]
+        if rows
+        else ["no endpoints yet"]
+    )
     return Rendered(display.table_bundle(columns, rows, notes=notes, css_class="rp-notebook-endpoints"))
 
 
@@ -225,6 +241,7 @@ def _endpoint_row(status: EndpointStatus, models: list[str]) -> list[str]:
         endpoint.name,
         ", ".join(endpoint.gpu_pools),
         _workers(endpoint),
+        _running_cost(endpoint),
         workers,
         jobs,
         ", ".join(models),
@@ -233,6 +250,19 @@ def _endpoint_row(status: EndpointStatus, models: list[str]) -> list[str]:
 
 def _workers(endpoint: Endpoint) -> str:
     return f"{endpoint.workers_min}-{endpoint.workers_max}"
+
+
+def _running_cost(endpoint: Endpoint) -> str:
+    """ "$1.51/h" for an endpoint with active workers; "" for one that scales to zero."""
+    if endpoint.workers_min == 0:
+        return ""
+    per_hour = rates_of(endpoint).running_per_hour()
+    return display.NO_PRICE if per_hour is None else f"{usd_text(per_hour)}/h"
+
+
+def _record(endpoint: Endpoint, *, deleted: bool = False) -> None:
+    """Price the endpoint's jobs with what was just set, and count its active workers' cost."""
+    record_endpoint(current_settings().endpoint_base_url, rates_of(endpoint), deleted=deleted)
 
 
 class DeployResult(Rendered):
@@ -292,6 +322,7 @@ def _deploy(args: argparse.Namespace) -> DeployResult:
     with Provisioner() as prov:
         # Printed as they happen: template and endpoint creation each take a round trip or more.
         deployment = prov.deploy(args.model, progress=print, **overrides)
+    _record(deployment.endpoint)
     saved_to = remember_endpoint(args.model, deployment.endpoint.id, persist=args.persist)
     return DeployResult(deployment, saved_to)
 
@@ -301,7 +332,12 @@ def _scale(args: argparse.Namespace) -> None:
         _scale_parser().error("give --min N, --max N or both")
     with Provisioner() as prov:
         endpoint = prov.scale(args.endpoint, workers_min=args.workers_min, workers_max=args.workers_max)
-    print(f"endpoint {endpoint.id} ({endpoint.name}): workers {_workers(endpoint)}")
+    _record(endpoint)
+    running = _running_cost(endpoint)
+    print(
+        f"endpoint {endpoint.id} ({endpoint.name}): workers {_workers(endpoint)}"
+        + (f"; its active workers cost {running}" if running else "")
+    )
 
 
 def _delete(args: argparse.Namespace) -> None:
@@ -312,7 +348,8 @@ def _delete(args: argparse.Namespace) -> None:
             template = prov.delete_template(args.target)
             print(f"template {template.name} ({template.id}) deleted")
             return
-        prov.delete_endpoint(args.target, force=args.force, progress=print)
+        deleted = prov.delete_endpoint(args.target, force=args.force, progress=print)
+    _record(deleted, deleted=True)
     print(f"endpoint {args.target} deleted")
     _forget_deleted(args.target)
 

@@ -8,6 +8,9 @@
                                 an interactive panel (--endpoint ID; tts: --voices VARIABLE)
 %runpod jobs [--limit N]        recent jobs of this and earlier sessions (the job ledger)
 %runpod attach JOB_ID | --all   follow jobs again after a restart, or show their saved results
+%runpod cost [--jobs N]         estimated spend per job, per endpoint, per day, this notebook
+%runpod budget [USD [--per session|day] | off]
+                                a spending limit checked before every submission
 %runpod local start [--port N]|stop|status
                                 the local Runpod-compatible endpoint (CPU engines, no account);
                                 stop puts back the settings start replaced
@@ -32,6 +35,8 @@ from ..display import Rendered
 from ..jobs import watching_new_jobs
 from ..models import MODELS, ModelSpec
 from ..widgets._panels import PANELS
+from ._cost import budget_command, cost_command
+from ._cost import help_texts as cost_help
 from ._jobs import attach_command, jobs_command
 from ._jobs import help_texts as jobs_help
 from ._parsing import HelpShown, MagicArgumentParser, model_parser, split_inputs
@@ -42,7 +47,7 @@ from ._provisioning import run_command as run_provisioning
 
 __all__ = ["RunpodMagics"]
 
-_SUBCOMMANDS = (*MODELS, "panel", "jobs", "attach", "local", *PROVISIONING_COMMANDS, "help")
+_SUBCOMMANDS = (*MODELS, "panel", "jobs", "attach", "cost", "budget", "local", *PROVISIONING_COMMANDS, "help")
 #: --batch: how the text is split into one job each (a bare --batch means paragraphs).
 BATCH_SPLITS = ("paragraphs", "lines")
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
@@ -111,6 +116,7 @@ def _help() -> str:
     parts.append(_panel_parser().format_help())
     parts.append(_local_parser().format_help())
     parts.extend(jobs_help())
+    parts.extend(cost_help())
     parts.extend(provisioning_help())
     return "\n".join(parts)
 
@@ -172,6 +178,10 @@ class RunpodMagics(Magics):
             return jobs_command(args)
         if command == "attach":
             return attach_command(args)
+        if command == "cost":
+            return cost_command(args)
+        if command == "budget":
+            return budget_command(args)
         if command == "local":
             return self._local(args)
         if command == "use":

@@ -204,8 +204,9 @@ class Provisioner:
 
     def delete_endpoint(
         self, endpoint_id: str, *, force: bool = False, progress: Progress | None = None
-    ) -> None:
-        """Scale to 0/0 (Runpod refuses to delete an endpoint with workers), then delete.
+    ) -> Endpoint:
+        """Scale to 0/0 (Runpod refuses to delete an endpoint with workers), then delete; returns the
+        endpoint as it was.
 
         Refuses while jobs are queued or running, since deleting loses them; `force=True` deletes anyway.
         """
@@ -229,6 +230,7 @@ class Provisioner:
         if progress:
             progress(f"deleting endpoint {endpoint_id}")
         self._backend.delete_endpoint(endpoint_id)
+        return endpoint
 
     def delete_template(self, name_or_id: str) -> Template:
         """Delete a template by name (or id), refusing while an endpoint uses it. Returns what was deleted."""

@@ -242,6 +242,7 @@ def card_head_html(job: Job) -> str:
         chip += f" {job.timing_summary()}"
     short = (job.id[:8] + "…") if len(job.id) > 9 else (job.id or "not sent yet")
     timing = job.timing_summary() if job.done() else ""
+    cost = job.cost if job.done() else None
     inputs = inputs_summary(job.input)
     return (
         f"<div class='rp-job-line' style='{BOX}'>"
@@ -250,6 +251,12 @@ def card_head_html(job: Job) -> str:
         f"<span class='rp-chip' data-status='{escape(str(job.status))}' style='background:{color};"
         f"color:#fff;border-radius:9px;padding:0 8px;white-space:nowrap'>{escape(chip)}</span>"
         + (f" <span style='color:{MUTED_COLOR}'>{escape(timing)}</span>" if timing else "")
+        + (
+            f" <span class='rp-job-cost' title='{escape(cost.basis)}' style='color:{MUTED_COLOR}'>"
+            f"· {escape(cost.short())}</span>"
+            if cost is not None and cost.usd is not None
+            else ""
+        )
         + (f"<div class='rp-job-inputs' style='color:#374151'>{inputs}</div>" if inputs else "")
         + "</div>"
     )

@@ -2,14 +2,13 @@
 
 The controls start at the model's preset (`preset_for`) and changing the model resets them to the
 new preset, so the panel never offers a combination the preset would not start from. The pools are
-a table of what `%runpod gpus --model` shows (pool, GPUs, memory, live price, whether the chosen
-model fits, from the preset's memory need), one checkbox per row; chosen rows are tinted and named
+a table of what `%runpod gpus --model` shows (pool, GPUs, memory, the flex price per second and
+hour with the price table's date, whether the chosen model fits, from the preset's memory need), one checkbox per row; chosen rows are tinted and named
 in a "Selected:" line. The table takes the output's width and its text wraps. Choosing a pool too
 small for the model is refused at Deploy with `Provisioner`'s own message
 (`DeployPreset.with_overrides` runs on the click, before any request), shown in the status line.
 
-Threads. Deploying takes several management-API round trips, and reading prices or health one
-each: all of them run on daemon threads, so no click blocks the kernel (see `_common` for why
+Threads. Deploying takes several management-API round trips, and reading health one: all of them run on daemon threads, so no click blocks the kernel (see `_common` for why
 callbacks must return at once). Those threads only set widget traits (`value`, `options`,
 `disabled`), never print. The Deploy button is disabled while a deploy runs; every error lands
 in the status line.
@@ -21,16 +20,17 @@ starts and stay in the `Provisioner`, so the API key never reaches a trait.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from html import escape
 from typing import Any
-from urllib.parse import urlsplit
 
 import ipywidgets as widgets
 import traitlets
 
 from .. import display
+from .._spend import record_endpoint
 from ..config import Settings, current_settings, remember_endpoint
+from ..costs import rates_of
 from ..provisioning import GPU_POOLS, PRESETS, Deployment, GpuPool, Provisioner, preset_for
 from ..saved_notebooks import KeptAsOneLine
 from ._common import MUTED_COLOR, align_labels, error_html, guarded, note_html
@@ -42,13 +42,11 @@ MAX_WORKERS = 10
 _STYLE = {"description_width": "initial"}
 #: The table's columns, and how much of the output's width each takes (the GPU names and the fits
 #: column wrap; the pool id, memory and price keep to one line).
-POOL_COLUMNS = ("pool", "GPUs", "VRAM", "price/h", "fits")
+POOL_COLUMNS = ("pool", "GPUs", "VRAM", "flex price", "fits")
 _GRID_COLUMNS = "max-content minmax(min-content, 2fr) max-content max-content minmax(min-content, 1fr)"
 #: Row tints: a chosen pool, and a chosen pool too small for the model.
 SELECTED_BACKGROUND = "#dbeafe"
 TOO_SMALL_BACKGROUND = "#fee2e2"
-NO_PRICE = "—"
-_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 def _cell(text: str, *, bold: bool = False) -> str:
@@ -65,8 +63,9 @@ def _html_cell(text: str, *, bold: bool = False) -> widgets.HTML:
 class PoolTable(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no types
     """The serverless GPU pools as a table with a checkbox per row; `value` is the chosen pool ids.
 
-    Columns: pool, GPUs, VRAM (what every worker is sure to get), price per GPU-hour (as the API
-    gave it, "—" when it gave none), and whether the chosen model fits (`set_model`). The table is
+    Columns: pool, GPUs, VRAM (what every worker is sure to get), the flex price per GPU-second and
+    hour (from the price table in force, "—" where it has none, the note says why and the table's
+    date), and whether the chosen model fits (`set_model`). The table is
     as wide as the output and no wider: the GPU names and the fits column wrap.
     """
 
@@ -77,7 +76,6 @@ class PoolTable(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no types
         self._pools = sorted(pools or GPU_POOLS.values(), key=lambda p: (p.vram_gb, p.id))
         self._need: float | None = None
         self._model = ""
-        self._prices: dict[str, float | None] = {}
         self._syncing = False
         self.header = [_html_cell(title, bold=True) for title in POOL_COLUMNS]
         self.checkboxes: dict[str, widgets.Checkbox] = {}
@@ -103,7 +101,7 @@ class PoolTable(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no types
         self.grid.add_class("rp-deploy-pools-table")
         self.selected = widgets.HTML()
         self.selected.add_class("rp-deploy-pools-selected")
-        self.note = widgets.HTML(note_html("prices: reading…"))
+        self.note = widgets.HTML(note_html(display.prices_note(pool.id for pool in self._pools)))
         self.note.add_class("rp-deploy-pools-note")
         super().__init__([self.grid, self.selected, self.note], layout=widgets.Layout(width="100%"))
         self._show_selection()
@@ -116,16 +114,8 @@ class PoolTable(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no types
         self.header[-1].value = _cell(f"fits {model} (needs {need_gb:g} GB)", bold=True)
         self._redraw()
 
-    def set_prices(self, prices: Mapping[str, float | None], *, note: str) -> None:
-        """The API's price per GPU-hour of each pool (None: it gave none), and what to say of a
-        missing one (the note under the table)."""
-        self._prices = dict(prices)
-        missing = any(self._prices.get(pool.id) is None for pool in self._pools)
-        self.note.value = note_html(f"{NO_PRICE}: {note}") if missing else ""
-        self._redraw()
-
     def rows(self) -> list[tuple[str, ...]]:
-        """The table as text, one tuple per pool: (pool, GPUs, VRAM, price/h, fits)."""
+        """The table as text, one tuple per pool: (pool, GPUs, VRAM, flex price, fits)."""
         return [self._texts(pool) for pool in self._pools]
 
     def fits(self, pool_id: str) -> bool | None:
@@ -135,14 +125,13 @@ class PoolTable(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no types
     # -- drawing ----------------------------------------------------------------------------------------
 
     def _texts(self, pool: GpuPool) -> tuple[str, ...]:
-        price = self._prices.get(pool.id)
         fits = self.fits(pool.id)
         fits_text = "" if fits is None else "✓" if fits else "✗ too small"
         return (
             pool.id,
             pool.label,
             display.vram_text(pool),
-            NO_PRICE if price is None else f"{display.price_text(price)}/h",
+            display.price_text(pool.id),
             fits_text,
         )
 
@@ -270,7 +259,6 @@ class DeployPanel(KeptAsOneLine, widgets.VBox):  # type: ignore[misc]  # ipywidg
             layout=widgets.Layout(width="100%"),
         )
         self.add_class("rp-deploy-panel")
-        self._in_background(self._load_prices, current_settings())
 
     # -- actions ----------------------------------------------------------------------------------------
 
@@ -331,19 +319,6 @@ class DeployPanel(KeptAsOneLine, widgets.VBox):  # type: ignore[misc]  # ipywidg
         self.idle_timeout.value = preset.idle_timeout_s
         self.flashboot.value = preset.flashboot != "OFF"
 
-    def _load_prices(self, settings: Settings) -> None:
-        try:
-            with Provisioner(settings) as prov:
-                pools = prov.gpus()
-        except Exception:
-            self.pools.note.value = note_html(f"{NO_PRICE}: the prices could not be read (see above)")
-            raise  # to the status line
-        local = urlsplit(settings.api_base_url).hostname in _LOOPBACK
-        self.pools.set_prices(
-            {info.pool.id: info.price_per_hour for info in pools},
-            note="no price on the local endpoint" if local else "the API gave no price for this pool",
-        )
-
     # -- background work ---------------------------------------------------------------------------------
 
     def _in_background(self, task: Callable[..., None], *args: Any) -> threading.Thread:
@@ -377,6 +352,7 @@ class DeployPanel(KeptAsOneLine, widgets.VBox):  # type: ignore[misc]  # ipywidg
             self.deploy_button.disabled = False
         self.deployment = deployment
         endpoint_id = deployment.endpoint.id
+        record_endpoint(settings.endpoint_base_url, rates_of(deployment.endpoint))
         remember_endpoint(model, endpoint_id, persist=False)
         self.status.value = (
             f"<span style='color:#16a34a'>✓</span> {escape(model)} now runs on endpoint "
