@@ -40,6 +40,7 @@ _EXPORTS = {
     "layers": "._api",
     "layers_many": "._api",
     "panel": ".widgets",
+    "spent": "._spend",
     "start_local": "._api",
     "stop_local": "._api",
     "submit": "._api",
@@ -68,6 +69,7 @@ __all__ = [
     "layers_many",
     "load_ipython_extension",
     "panel",
+    "spent",
     "start_local",
     "stop_local",
     "submit",
@@ -79,7 +81,7 @@ __all__ = [
 if TYPE_CHECKING:
     from . import errors
     from ._api import layers, layers_many, start_local, stop_local, submit, tts, tts_many
-    from ._spend import budget, cost_report
+    from ._spend import budget, cost_report, spent
     from .client import JobsClient, JobStatus
     from .config import configure, current_settings
     from .jobs import Batch, Job, JobManager, get_manager

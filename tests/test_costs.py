@@ -298,3 +298,17 @@ def test_gpus_magic_shows_flex_and_active_prices_per_second_and_hour_with_their_
     row = next(line for line in text.splitlines() if line.startswith("ADA_24 "))
     assert "$0.00031/s · $1.12/h" in row and "$0.00021/s · $0.76/h" in row
     assert "read 2026-12-05" in text and "ADA_32_PRO (not on Runpod's serverless pricing page)" in text
+
+
+def test_a_panel_shows_the_budgets_refusal_in_its_status_line_and_sends_nothing(priced_echo):
+    from rp_notebook.widgets import TTSPanel
+
+    get_manager().submit("echo", {"sleep": 0.1}).result(timeout=60)
+    rp_notebook.budget(usd=_spend.spent() * 0.5)
+    panel = TTSPanel(text="Refused by the budget.")
+    try:
+        panel.generate_button.click()
+        assert "refused" in panel.status.value and "per session" in panel.status.value
+        assert panel.jobs == [] and panel.history.children == ()
+    finally:
+        panel.close()

@@ -17,6 +17,7 @@ from helpers import eventually
 import rp_notebook
 from rp_notebook import display
 from rp_notebook.config import current_settings
+from rp_notebook.costs import PoolPrice, PriceTable, use_prices
 from rp_notebook.provisioning import GPU_POOLS, Provisioner, preset_for
 from rp_notebook.widgets import DeployPanel
 from rp_notebook.widgets._deploy_panel import PoolTable
@@ -68,7 +69,13 @@ def test_controls_start_at_the_models_preset_and_a_new_model_resets_them(opened)
     layers = preset_for("layers")
     assert panel.pools.value == layers.gpu_pools and panel.workers_max.value == layers.workers_max
     assert panel.idle_timeout.value == layers.idle_timeout_s
-    assert row_of(panel, "AMPERE_48") == ("AMPERE_48", "A40 / RTX A6000", "48 GB", "—", "✗ too small")
+    assert row_of(panel, "AMPERE_48") == (
+        "AMPERE_48",
+        "A40 / RTX A6000",
+        "48 GB",
+        "$0.00034/s · $1.22/h",
+        "✗ too small",
+    )
     assert row_of(panel, "AMPERE_80")[4] == "✓"
 
 
@@ -111,11 +118,9 @@ def test_ticking_pools_changes_the_selection_and_a_too_small_one_is_marked(opene
         panel.pools.value = ("AMPERE_12",)
 
 
-def test_the_pools_table_is_the_local_endpoints_gpu_list(use_local, opened):
+def test_the_pools_table_is_the_local_endpoints_gpu_list_with_the_price_tables_prices(use_local, opened):
     panel = DeployPanel(model="layers")
     opened(panel)
-    eventually(lambda: not panel.busy)
-    assert "ready" in panel.status.value  # the prices loaded without an error
     with Provisioner() as prov:
         listed = prov.gpus(model="layers")
     assert panel.pools.rows() == [
@@ -123,25 +128,28 @@ def test_the_pools_table_is_the_local_endpoints_gpu_list(use_local, opened):
             info.pool.id,
             info.pool.label,
             display.vram_text(info.pool),
-            "—" if info.price_per_hour is None else f"{display.price_text(info.price_per_hour)}/h",
+            display.price_text(info.pool.id),
             "✓" if info.fits else "✗ too small",
         )
         for info in listed
     ]
-    assert all(info.price_per_hour is None for info in listed)  # the local endpoint invents none
-    assert "no price on the local endpoint" in panel.pools.note.value
+    # Runpod's serverless prices, dated; the two pools its pricing page leaves out say so.
+    assert "prices per GPU: Runpod&#x27;s serverless pricing page" in panel.pools.note.value
+    assert "read 2026-12-05" in panel.pools.note.value
+    assert "ADA_32_PRO (not on Runpod&#x27;s serverless pricing page)" in panel.pools.note.value
 
 
-def test_a_price_the_api_gives_is_shown():
+def test_the_price_column_follows_the_price_table_in_force():
+    mine = PriceTable({"ADA_24": PoolPrice("ADA_24", "4090", 24, 0.001, 0.0005)}, "2027-01-01", "my rates")
+    before = use_prices(mine)
     table = PoolTable(GPU_POOLS.values())
     try:
-        table.set_prices({"ADA_24": 0.69, "AMPERE_16": None}, note="no price on the local endpoint")
         prices = {row[0]: row[3] for row in table.rows()}
-        assert prices["ADA_24"] == "$0.69/h" and prices["AMPERE_16"] == "—"
-        table.set_prices({pool_id: 1.0 for pool_id in GPU_POOLS}, note="unused")
-        assert table.note.value == ""  # nothing to explain when every pool has its price
+        assert prices["ADA_24"] == "$0.00100/s · $3.60/h" and prices["AMPERE_16"] == "—"
+        assert "my rates, read 2027-01-01" in table.note.value
     finally:
         table.close()
+        use_prices(before)
 
 
 def test_the_panel_fits_the_output_width(opened):

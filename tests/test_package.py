@@ -35,6 +35,7 @@ def test_public_names_are_exactly_the_documented_ones():
             "layers_many",
             "load_ipython_extension",
             "panel",
+            "spent",
             "start_local",
             "stop_local",
             "submit",

@@ -73,6 +73,14 @@ class JobCost:
     def cold_start_usd(self) -> float | None:
         return None if self.per_s is None else self.cold_start_s * self.per_s
 
+    @property
+    def parts(self) -> str:
+        """What was counted, in a few words: "ran 12.3 s + cold start 2.0 s on ADA_24"."""
+        counted = f"ran {self.execution_s:.1f} s"
+        if self.cold_start_s:
+            counted += f" + cold start {self.cold_start_s:.1f} s"
+        return counted + (f" on {self.pool}" if self.pool else "")
+
     def short(self) -> str:
         """ "$0.0031" (or "no price")."""
         return "no price" if self.usd is None else usd_text(self.usd)
@@ -98,9 +106,13 @@ class JobCost:
 
 
 def usd_text(usd: float) -> str:
-    """Dollars with the digits a per-second price needs: $0.0031, $0.42, $12.50."""
+    """Dollars with the digits a per-second price needs: $0.00012, $0.0031, $0.420, $12.50."""
     if usd == 0:
         return "$0"
+    if abs(usd) < 0.00001:
+        return "<$0.00001"
+    if abs(usd) < 0.001:
+        return f"${usd:.5f}"
     if abs(usd) < 0.01:
         return f"${usd:.4f}"
     if abs(usd) < 1:

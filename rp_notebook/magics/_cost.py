@@ -54,7 +54,7 @@ def cost_command(args: list[str]) -> Rendered:
     sections = [
         _section(
             "Jobs (newest first)",
-            ["job", "model", "endpoint", "ended", "cost", "how"],
+            ["job", "model", "endpoint", "ended", "cost", "counted"],
             _job_rows(report, options.jobs),
         ),
         _section(
@@ -111,7 +111,7 @@ def _job_rows(report: _spend.CostReport, limit: int) -> list[list[str]]:
         assert entry.cost is not None
         ended = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.ended_at or 0))
         rows.append(
-            [entry.job_id, entry.model or "", entry.endpoint_id, ended, entry.cost.short(), entry.cost.basis]
+            [entry.job_id, entry.model or "", entry.endpoint_id, ended, entry.cost.short(), entry.cost.parts]
         )
     return rows
 
