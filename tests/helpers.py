@@ -25,3 +25,20 @@ def wav_bytes(seconds: float = 0.1) -> bytes:
         out.setframerate(8000)
         out.writeframes(b"\0\0" * int(8000 * seconds))
     return buffer.getvalue()
+
+
+def all_widget_state() -> dict:
+    """Every open widget's state, as a front end would be sent it (`Widget.get_manager_state`).
+
+    Job updates create widgets on other threads (a card's result when its job ends, a jobs panel's
+    new rows on the ticker), so the registry is copied first: iterating it live can fail with
+    "dictionary changed size during iteration".
+    """
+    from ipywidgets.widgets.widget import Widget, _instances
+
+    for _ in range(10):
+        try:
+            return Widget.get_manager_state(drop_defaults=False, widgets=list(_instances.values()))
+        except RuntimeError:  # one of the copied widgets changed its own state while it was read
+            time.sleep(0.01)
+    return Widget.get_manager_state(drop_defaults=False, widgets=list(_instances.values()))

@@ -12,7 +12,7 @@ import re
 import ipywidgets as widgets
 import pytest
 import traitlets
-from helpers import eventually
+from helpers import all_widget_state, eventually
 
 import rp_notebook
 from rp_notebook import display
@@ -197,7 +197,7 @@ def test_deploy_runs_in_the_background_and_shows_the_new_endpoints_health(use_lo
     panel.refresh_button.click()
     eventually(lambda: "1 completed" in panel.health.value)
 
-    state = json.dumps(widgets.Widget.get_manager_state(drop_defaults=False), default=str)
+    state = json.dumps(all_widget_state(), default=str)
     assert endpoint_id in state and use_local.api_key not in state
     with Provisioner() as prov:
         prov.delete_endpoint(endpoint_id, force=True)

@@ -17,7 +17,7 @@ from html import escape
 
 import ipywidgets as widgets
 import pytest
-from helpers import eventually
+from helpers import all_widget_state, eventually
 from IPython.core.error import UsageError
 from PIL import Image
 
@@ -511,7 +511,7 @@ def test_the_api_key_never_lands_in_widget_state(use_local, opened):
     panel.generate_button.click()
     eventually(lambda: card_done(panel.history.children[0]))
     jobs.refresh()
-    state = widgets.Widget.get_manager_state(drop_defaults=False)
+    state = all_widget_state()
     dumped = json.dumps(
         state, default=lambda o: bytes(o).decode("latin-1") if isinstance(o, bytes | memoryview) else str(o)
     )

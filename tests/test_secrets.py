@@ -32,6 +32,7 @@ from pathlib import Path
 import ipywidgets as widgets
 import nbformat
 import pytest
+from helpers import all_widget_state
 from nbclient import NotebookClient
 
 import rp_notebook
@@ -254,7 +255,7 @@ def test_the_login_panel_never_holds_the_key_in_widget_state_after_the_click(pan
     for widget in everything_in(panel):
         assert KEY not in json.dumps(widget.get_state(), default=str)
     # What Jupyter embeds in a saved notebook: the state of every live widget.
-    assert KEY not in json.dumps(widgets.Widget.get_manager_state(drop_defaults=False), default=str)
+    assert KEY not in json.dumps(all_widget_state(), default=str)
     assert {"method": "update", "state": {"value": ""}, "buffer_paths": []} in sent  # the frontend is emptied
     assert not any(KEY in json.dumps(message) for message in sent)
     assert KEY not in repr(panel) and KEY not in panel.status.value
