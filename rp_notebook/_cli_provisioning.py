@@ -30,7 +30,7 @@ def add_provisioning_commands(commands: Any, local_flag: argparse.ArgumentParser
     from .models import MODELS
 
     helps = {
-        "gpus": "serverless GPU pools with live prices, and which ones fit a model",
+        "gpus": "serverless GPU pools with their prices per second and hour, and which ones fit a model",
         "templates": "your templates (env names only, never their values)",
         "endpoints": "your endpoints, with workers and queue",
         "deploy": "create a template and an endpoint from the model's preset",

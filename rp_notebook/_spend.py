@@ -158,7 +158,13 @@ def cost_report(*, now: float | None = None) -> CostReport:
         report.days[day] = report.days.get(day, 0.0) + entry.cost.usd
         if report.notebook is None or entry.notebook == report.notebook:
             report.notebook_usd += entry.cost.usd
-    idle_timeouts = {c.rates.endpoint_id: c.rates.idle_timeout_s for c in changes}
+    # Each endpoint's idle timeout: as deployed or scaled from here, else as the management API gave it.
+    idle_timeouts = {
+        entry.endpoint_id: rates.idle_timeout_s
+        for entry in report.jobs
+        if (rates := manager.costs.rates(entry.base_url, entry.endpoint_id)) is not None
+    }
+    idle_timeouts.update({c.rates.endpoint_id: c.rates.idle_timeout_s for c in changes})
     for endpoint_id, idle_usd in _idle_costs(report.jobs, idle_timeouts, now).items():
         report.endpoints[endpoint_id].idle_usd = idle_usd
     for endpoint_id, (active_usd, per_hour) in _active_costs(changes, now).items():

@@ -6,7 +6,8 @@
     rp-notebook layers photo.png -o layers/         split a picture (a path or an http(s) URL) into
                                                     layer_01.png, ... and composite.png in layers/
     rp-notebook cancel JOB_ID [--endpoint ID]       cancel a job (one left running by Ctrl+C, say)
-    rp-notebook gpus [--model tts|layers]           GPU pools, live prices, which ones fit the model
+    rp-notebook gpus [--model tts|layers]           GPU pools, prices per second and hour, what fits
+    rp-notebook cost [--jobs N]                     estimated spend per job, endpoint and day
     rp-notebook templates | endpoints               your templates; your endpoints, workers and queue
     rp-notebook deploy tts|layers [options]         a template + an endpoint from the model's preset
     rp-notebook scale ENDPOINT --min N --max N      change an endpoint's worker counts
@@ -36,7 +37,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 from IPython.core.error import UsageError
 
@@ -141,6 +142,19 @@ def _parser() -> Parser:
     cancel.add_argument("--endpoint", help="its endpoint, for a job that is not in the job ledger")
     cancel.set_defaults(cli_run=_cancel)
     add_provisioning_commands(commands, local_flag)
+    from .magics._cost import cost_parser
+
+    magic_cost = cost_parser()  # the magic's options, so the two cannot drift apart
+    cost = commands.add_parser(
+        "cost",
+        help="estimated spend per job, per endpoint and per day (the job ledger)",
+        description=magic_cost.description,
+        parents=[cast(Any, magic_cost)],
+        add_help=False,
+        conflict_handler="resolve",  # this -h replaces the magic's
+    )
+    cost.add_argument("-h", "--help", action="help", help="show this help and exit")
+    cost.set_defaults(cli_run=_cost)
     local = commands.add_parser(
         "local", help="the local Runpod-compatible endpoint: rp-notebook local up --help"
     )
@@ -155,6 +169,13 @@ def _parser() -> Parser:
     build_up_parser(up)
     up.set_defaults(cli_run=_local_up)
     return parser
+
+
+def _cost(args: argparse.Namespace) -> int:
+    from .magics._cost import cost_command
+
+    print(cost_command(["--jobs", str(args.jobs)])._repr_mimebundle_()["text/plain"])
+    return OK
 
 
 def _version() -> str:

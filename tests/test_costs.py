@@ -280,7 +280,7 @@ def test_cost_magic_lists_jobs_endpoints_days_and_this_notebooks_total(priced_ec
     text = shown["text/plain"]
     assert job.id in text and job.cost.short() in text and "Endpoints" in text and "Days" in text
     assert time.strftime("%Y-%m-%d") in text and "prices per GPU: Runpod's serverless pricing page" in text
-    assert "this kernel (no notebook name)" in text or "notebook " in text
+    assert "every notebook and script: " in text
     assert "<h4" in shown["text/html"]
 
 
@@ -312,3 +312,28 @@ def test_a_panel_shows_the_budgets_refusal_in_its_status_line_and_sends_nothing(
         assert panel.jobs == [] and panel.history.children == ()
     finally:
         panel.close()
+
+
+def test_the_cli_cost_command_reads_the_ledger_of_earlier_runs(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ledger = Ledger(tmp_path)
+    cost = estimate_job_cost(
+        execution_s=20, delay_s=0, cold_start=False, rates=EndpointRates("ep1", ("ADA_24",))
+    )
+    ledger.record_submitted(
+        job_id="job-1", endpoint_id="ep1", base_url="http://x", model="tts", status="IN_QUEUE", parameters={}
+    )
+    ledger.record_status(
+        job_id="job-1", endpoint_id="ep1", base_url="http://x", status="COMPLETED", ended=True, cost=cost
+    )
+    ledger.close()
+    cli = Path(sys.executable).parent / "rp-notebook"
+    env = {**os.environ, "RP_NOTEBOOK_DATA_DIR": str(tmp_path)}
+    done = subprocess.run([str(cli), "cost"], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    row = next(line for line in done.stdout.splitlines() if line.startswith("job-1"))
+    assert "$0.0062" in row and "ran 20.0 s on ADA_24" in row  # 20 s x $0.00031/s

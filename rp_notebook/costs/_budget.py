@@ -51,19 +51,18 @@ class Budget:
         spent_words = f"{usd_text(spent)} spent {self.period_words}"
         limit = f"the budget of {usd_text(self.usd)} per {self.per}"
         if spent >= self.usd:
-            raise BudgetExceededError(
-                f"{what} refused: {spent_words} has reached {limit}. Raise it with "
-                "rp_notebook.budget(usd=...) or %runpod budget USD, or remove it with %runpod budget off",
-                spent=spent,
-                estimate=estimate,
-                budget=self.usd,
-                per=self.per,
+            why = f"{spent_words} has reached {limit}"
+        elif estimate is not None and after > self.usd:
+            why = (
+                f"about {usd_text(estimate)} ({usd_text(per_job or 0.0)} per job, the recent cost of "
+                f"this model) on top of {spent_words} would pass {limit}"
             )
-        if estimate is not None and after > self.usd:
+        else:
+            why = ""
+        if why:
             raise BudgetExceededError(
-                f"{what} refused: about {usd_text(estimate)} ({usd_text(per_job or 0.0)} per job, the "
-                f"recent cost of this model) on top of {spent_words} would pass {limit}. Nothing was "
-                "sent. Raise the budget with rp_notebook.budget(usd=...) or %runpod budget USD",
+                f"{what} refused: {why}. Nothing was sent. Raise the budget with "
+                "rp_notebook.budget(usd=...) or %runpod budget USD, or remove it with %runpod budget off",
                 spent=spent,
                 estimate=estimate,
                 budget=self.usd,

@@ -23,7 +23,7 @@ __all__ = ["budget_command", "cost_command", "help_texts"]
 DEFAULT_JOBS = 10
 
 
-def _cost_parser() -> argparse.ArgumentParser:
+def cost_parser() -> argparse.ArgumentParser:
     parser = MagicArgumentParser(
         prog="%runpod cost",
         description="Estimated spend per job, per endpoint, per day and for this notebook (the job ledger).",
@@ -43,11 +43,11 @@ def _budget_parser() -> argparse.ArgumentParser:
 
 
 def help_texts() -> list[str]:
-    return [_cost_parser().format_help(), _budget_parser().format_help()]
+    return [cost_parser().format_help(), _budget_parser().format_help()]
 
 
 def cost_command(args: list[str]) -> Rendered:
-    options = _cost_parser().parse_args(args)
+    options = cost_parser().parse_args(args)
     if options.jobs < 0:
         raise InputError("jobs", f"must be 0 or more, got {options.jobs}")
     report = _spend.cost_report()
@@ -79,7 +79,7 @@ def cost_command(args: list[str]) -> Rendered:
             [[day, usd_text(usd)] for day, usd in sorted(report.days.items(), reverse=True)],
         ),
     ]
-    where = f"notebook {report.notebook}" if report.notebook else "this kernel (no notebook name)"
+    where = f"notebook {report.notebook}" if report.notebook else "every notebook and script"
     notes = [
         f"{where}: {usd_text(report.notebook_usd)}; all endpoints: {usd_text(report.total_usd)} "
         f"(last {_spend.REPORT_WINDOW_DAYS} days)",
