@@ -24,6 +24,7 @@ from rp_notebook.costs import (
     current_prices,
     estimate_job_cost,
     set_budget,
+    usd_text,
     use_prices,
 )
 from rp_notebook.errors import BudgetExceededError, InputError
@@ -337,3 +338,32 @@ def test_the_cli_cost_command_reads_the_ledger_of_earlier_runs(tmp_path):
     assert done.returncode == 0, done.stderr
     row = next(line for line in done.stdout.splitlines() if line.startswith("job-1"))
     assert "$0.0062" in row and "ran 20.0 s on ADA_24" in row  # 20 s x $0.00031/s
+
+
+def test_an_endpoint_with_active_workers_shows_its_running_cost_and_its_spend_since_deploy(use_local, ip):
+    deployed = ip.run_line_magic(
+        "runpod", "deploy tts --name active-tts --gpu AMPERE_24 --workers-min 1 --workers-max 1"
+    )
+    endpoint_id = deployed.endpoint.id
+    per_hour = RUNPOD_PRICES.prices["AMPERE_24"].active_per_hour  # one active worker, one GPU
+    try:
+        listed = ip.run_line_magic("runpod", "endpoints")._repr_mimebundle_()["text/plain"]
+        row = next(line for line in listed.splitlines() if line.startswith(endpoint_id))
+        assert f"{usd_text(per_hour)}/h" in row and "running cost" in listed
+        report = rp_notebook.cost_report()
+        spend = report.endpoints[endpoint_id]
+        assert spend.running_per_hour == pytest.approx(per_hour) and spend.active_usd > 0
+        assert spend.active_usd < per_hour  # deployed moments ago: a small share of an hour
+    finally:
+        ip.run_line_magic("runpod", f"delete endpoint {endpoint_id} --force")
+    assert rp_notebook.cost_report().endpoints[endpoint_id].running_per_hour is None  # deleted: stopped
+
+
+def test_the_local_endpoint_bills_by_the_price_table_it_is_given():
+    mine = PriceTable({"ADA_24": PoolPrice("ADA_24", "4090", 24, 0.001, 0.0005)}, "2027-01-01", "my rates")
+    server = rp_notebook.start_local(prices=mine)
+    try:
+        assert server.prices is mine and current_prices() is mine
+    finally:
+        rp_notebook.stop_local()
+    assert current_prices() is RUNPOD_PRICES
