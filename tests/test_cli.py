@@ -296,9 +296,22 @@ def test_deploy_endpoints_interrupt_cancel_scale_and_delete_from_the_terminal(tm
     assert done.returncode == 0, done.stderr
     assert "cli-tts" in row_of(done.stdout, endpoint_id) and " 0-0 " in row_of(done.stdout, endpoint_id)
 
-    # No worker will take the job: it waits in the queue until Ctrl+C.
+    # No worker will take the job: it waits in the queue until Ctrl+C. Started with SIGINT's default
+    # action, as in a terminal: a child inherits an ignored SIGINT (some library may leave the test
+    # process ignoring it), and Python then never raises KeyboardInterrupt at all.
     process = subprocess.Popen(
-        [str(EXECUTABLE), "tts", "Never spoken.", "-o", "x.wav", "--endpoint", endpoint_id],
+        [
+            sys.executable,
+            "-c",
+            "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])",
+            str(EXECUTABLE),
+            "tts",
+            "Never spoken.",
+            "-o",
+            "x.wav",
+            "--endpoint",
+            endpoint_id,
+        ],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -309,7 +322,11 @@ def test_deploy_endpoints_interrupt_cancel_scale_and_delete_from_the_terminal(tm
         queued = process.stderr.readline()
         job_id = re.fullmatch(rf"job (\S+) queued on {endpoint_id}\n", queued).group(1)
         process.send_signal(signal.SIGINT)
-        _out, err = process.communicate(timeout=60)
+        try:
+            _out, err = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            pytest.fail(f"no exit 60 s after SIGINT (this test process ignores SIGINT: {ignored})")
     finally:
         if process.poll() is None:
             process.kill()

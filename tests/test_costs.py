@@ -204,7 +204,7 @@ def test_a_batch_is_refused_as_a_whole_from_the_models_recent_cost_per_job(price
         rp_notebook.tts_many(["one", "two", "three", "four"])  # 4 x $0.01 > $0.035
     assert "4 tts jobs refused" in str(refused.value) and refused.value.estimate == pytest.approx(0.04)
     assert len(get_manager().jobs()) == before
-    with pytest.warns(_spend.BudgetWarning, match=r"\(8\d%\)"):
+    with pytest.warns(_spend.BudgetWarning, match=r"used this session with 3 tts jobs \([89]\d%\)"):
         batch = rp_notebook.tts_many(["one", "two", "three"])  # $0.03 of $0.035: sent, with a warning
     assert len(batch.results(timeout=120)) == 3
 
