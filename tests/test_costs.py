@@ -367,3 +367,42 @@ def test_the_local_endpoint_bills_by_the_price_table_it_is_given():
     finally:
         rp_notebook.stop_local()
     assert current_prices() is RUNPOD_PRICES
+
+
+def test_a_slow_pools_lookup_is_waited_for_briefly_never_cancelled_and_prices_later_jobs():
+    import asyncio
+    import threading
+
+    from rp_notebook.costs import CostEstimator
+
+    estimator = CostEstimator()
+    release = threading.Event()
+
+    def slow(endpoint_id: str) -> EndpointRates:
+        release.wait(30)
+        return EndpointRates(endpoint_id, ("ADA_24",))
+
+    estimator.prepare("http://x", "ep", slow)
+    try:
+        under_way = estimator.lookup_under_way("http://x", "ep")
+        assert under_way is not None
+
+        async def waited() -> None:  # what the manager does at a job's end
+            await asyncio.wait({asyncio.wrap_future(under_way)}, timeout=0.05)
+
+        asyncio.run(waited())
+        assert not under_way.cancelled()  # a wait that timed out left the lookup running
+        early = estimator.job_ended(
+            base_url="http://x", endpoint_id="ep", worker_id="w", delay_s=1, execution_s=2
+        )
+        assert early.usd is None and "not read yet" in early.basis
+        release.set()
+        under_way.result(timeout=10)
+        assert estimator.lookup_under_way("http://x", "ep") is None
+        later = estimator.job_ended(
+            base_url="http://x", endpoint_id="ep", worker_id="w", delay_s=1, execution_s=2
+        )
+        assert later.usd == pytest.approx(2 * ADA_24.flex_per_s)  # warm: the worker was seen before
+    finally:
+        release.set()
+        estimator.close()

@@ -191,12 +191,20 @@ class CostEstimator:
                 return
             if self._pool is None:
                 self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rp-notebook-costs")
-            self._pending[key] = self._pool.submit(self._look_up, key, lookup)
+            future = self._pending[key] = self._pool.submit(self._look_up, key, lookup)
+        # However it ends (cancelled by a shutdown included), it is no longer under way.
+        future.add_done_callback(lambda _: self._forget_pending(key, future))
+
+    def _forget_pending(self, key: tuple[str, str], future: concurrent.futures.Future[None]) -> None:
+        with self._lock:
+            if self._pending.get(key) is future:
+                del self._pending[key]
 
     def lookup_under_way(self, base_url: str, endpoint_id: str) -> concurrent.futures.Future[None] | None:
         """The endpoint's lookup while it runs (the manager waits a little for it at a job's end)."""
         with self._lock:
-            return self._pending.get((base_url, endpoint_id))
+            future = self._pending.get((base_url, endpoint_id))
+        return None if future is None or future.done() else future
 
     def wait_prepared(self, timeout: float | None = None) -> None:
         """Wait for the lookups under way (tests, and `%runpod cost` before it reads the ledger)."""
@@ -211,7 +219,6 @@ class CostEstimator:
         except Exception as exc:  # noqa: BLE001 - a cost is an estimate; the job goes on without one
             rates, why = None, f"the endpoint's GPU pools could not be read ({exc})"
         with self._lock:
-            self._pending.pop(key, None)
             self._rates.setdefault(key, rates)
             if rates is None:
                 self._why[key] = why

@@ -41,6 +41,7 @@ import asyncio
 import atexit
 import contextlib
 import dataclasses
+import logging
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
@@ -49,7 +50,7 @@ from typing import Any, Unpack
 
 from ..client import TERMINAL_STATES, AsyncJobsClient, JobsClient, JobStatus, RequestBudget, RunOptions
 from ..config import Secret, Settings, current_settings
-from ..costs import CostEstimator, endpoint_rates_lookup
+from ..costs import CostEstimator, JobCost, endpoint_rates_lookup
 from ..errors import (
     AuthenticationError,
     InputError,
@@ -67,6 +68,8 @@ from ._job import Job, seconds_of, worker_of
 from ._ledger import Ledger, LedgerEntry
 from ._recorder import USER_LEDGER, JobRecorder
 from ._saved import load_result
+
+log = logging.getLogger(__name__)
 
 __all__ = ["JobManager", "get_manager"]
 
@@ -550,21 +553,29 @@ class JobManager:
         else:
             error = _end_error(job, body)
         if not job.done():  # priced and saved before anyone can see it: a kernel that dies now has both
+            job.cost = await self._price(job, body)
+            await self.recorder.ended(
+                job, status=status, result=result, error=None if error is None else str(error), body=body
+            )
+        job.finish(body, result=result, error=error)
+
+    async def _price(self, job: Job, body: dict[str, Any]) -> JobCost | None:
+        """The job's cost estimate; None (and a log line) if pricing fails: a cost never costs a job."""
+        try:
             lookup = self.costs.lookup_under_way(job.base_url, job.endpoint_id)
             if lookup is not None:  # the endpoint's pools are being read (its first job): worth a wait
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(asyncio.wrap_future(lookup), COST_LOOKUP_WAIT_S)
-            job.cost = self.costs.job_ended(
+                # asyncio.wait, not wait_for: a wait that times out must not cancel the lookup itself.
+                await asyncio.wait({asyncio.wrap_future(lookup)}, timeout=COST_LOOKUP_WAIT_S)
+            return self.costs.job_ended(
                 base_url=job.base_url,
                 endpoint_id=job.endpoint_id,
                 worker_id=worker_of(body),
                 delay_s=seconds_of(body, "delayTime") or 0.0,
                 execution_s=seconds_of(body, "executionTime") or 0.0,
             )
-            await self.recorder.ended(
-                job, status=status, result=result, error=None if error is None else str(error), body=body
-            )
-        job.finish(body, result=result, error=error)
+        except Exception:  # an estimate: the job's result matters more
+            log.exception("job %s: its cost could not be estimated", job.id)
+            return None
 
     async def _cancel(self, job: Job) -> None:
         body = await self._aclient(self._settings_of(job)).cancel(job.endpoint_id, job.id)
