@@ -11,6 +11,7 @@ import math
 import time
 
 import pytest
+from helpers import eventually
 
 import rp_notebook
 from rp_notebook import _spend
@@ -165,6 +166,8 @@ def test_jobs_of_an_endpoint_whose_pools_the_api_gives_are_priced_without_being_
     try:
         job = rp_notebook.tts("Priced by its pools.", endpoint=deployment.endpoint.id)
         job.result(timeout=120)
+        # Priced at its end, or just after if the pools were still being read then.
+        eventually(lambda: job.cost is not None and job.cost.usd is not None, timeout=30)
         assert job.cost is not None and job.cost.pool == "AMPERE_24"
         assert job.cost.usd == pytest.approx(
             (job.execution_time + job.cost.cold_start_s) * RUNPOD_PRICES.prices["AMPERE_24"].flex_per_s
@@ -369,40 +372,35 @@ def test_the_local_endpoint_bills_by_the_price_table_it_is_given():
     assert current_prices() is RUNPOD_PRICES
 
 
-def test_a_slow_pools_lookup_is_waited_for_briefly_never_cancelled_and_prices_later_jobs():
-    import asyncio
+def test_a_job_never_waits_for_its_endpoints_pools_and_is_priced_once_they_are_read(
+    priced_echo, tmp_path, monkeypatch
+):
     import threading
 
-    from rp_notebook.costs import CostEstimator
+    from rp_notebook.jobs import _manager
 
-    estimator = CostEstimator()
     release = threading.Event()
 
-    def slow(endpoint_id: str) -> EndpointRates:
-        release.wait(30)
-        return EndpointRates(endpoint_id, ("ADA_24",))
+    def slow_lookup(settings):  # the management API answering late (or a network timing out)
+        def lookup(endpoint_id: str) -> EndpointRates:
+            release.wait(60)
+            return EndpointRates(endpoint_id, ("ADA_24",))
 
-    estimator.prepare("http://x", "ep", slow)
+        return lookup
+
+    monkeypatch.setattr(_manager, "endpoint_rates_lookup", slow_lookup)
+    manager = JobManager(ledger=Ledger(tmp_path / "ledger"))
     try:
-        under_way = estimator.lookup_under_way("http://x", "ep")
-        assert under_way is not None
-
-        async def waited() -> None:  # what the manager does at a job's end
-            await asyncio.wait({asyncio.wrap_future(under_way)}, timeout=0.05)
-
-        asyncio.run(waited())
-        assert not under_way.cancelled()  # a wait that timed out left the lookup running
-        early = estimator.job_ended(
-            base_url="http://x", endpoint_id="ep", worker_id="w", delay_s=1, execution_s=2
-        )
-        assert early.usd is None and "not read yet" in early.basis
+        job = manager.submit("echo", {"sleep": 0.1})
+        job.result(timeout=60)  # resolves while the pools are still being read
+        assert job.cost is not None and job.cost.usd is None and "not read yet" in job.cost.basis
         release.set()
-        under_way.result(timeout=10)
-        assert estimator.lookup_under_way("http://x", "ep") is None
-        later = estimator.job_ended(
-            base_url="http://x", endpoint_id="ep", worker_id="w", delay_s=1, execution_s=2
-        )
-        assert later.usd == pytest.approx(2 * ADA_24.flex_per_s)  # warm: the worker was seen before
+        eventually(lambda: job.cost is not None and job.cost.usd is not None, timeout=30)
+        assert job.cost.pool == "ADA_24"
+        assert job.cost.usd == pytest.approx((job.execution_time + job.cost.cold_start_s) * ADA_24.flex_per_s)
+        manager.recorder.flush(timeout=10)
+        (entry,) = Ledger(tmp_path / "ledger").find(job.id)
+        assert entry.cost == job.cost  # the ledger has the late estimate, not the provisional one
     finally:
         release.set()
-        estimator.close()
+        manager.close()

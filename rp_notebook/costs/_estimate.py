@@ -158,12 +158,34 @@ def estimate_job_cost(
 RatesLookup = Callable[[str], EndpointRates | None]
 
 
+@dataclass(frozen=True)
+class _Ended:
+    """A job's end as pricing needs it (kept until its endpoint's rates are known)."""
+
+    delay_s: float
+    execution_s: float
+    cold: bool
+    on_priced: Callable[[JobCost], None]
+
+    def estimate(self, rates: EndpointRates | None, why: str) -> JobCost:
+        # An active worker (workersMin) is billed by the endpoint whether it runs jobs or not.
+        cold = self.cold and not (rates is not None and rates.workers_min > 0)
+        return estimate_job_cost(
+            execution_s=self.execution_s, delay_s=self.delay_s, cold_start=cold, rates=rates, unknown_why=why
+        )
+
+
+def _ignore(_cost: JobCost) -> None:
+    pass
+
+
 class CostEstimator:
     """Prices jobs as they end, for one job manager.
 
     The endpoint's pools come from the management API, read once per endpoint in a background
-    thread when its first job is submitted (`prepare`), so a job's end never waits for the network.
-    A job that ends before that read is priced with what is known then (`usd=None` and why).
+    thread when its first job is submitted (`prepare`), so a job's end never waits for the network:
+    a job that ends before that read is priced with what is known then (`usd=None` and why), and
+    again, through its `on_priced`, when the read is done.
     """
 
     def __init__(self) -> None:
@@ -172,6 +194,8 @@ class CostEstimator:
         self._why: dict[tuple[str, str], str] = {}
         self._seen_workers: set[tuple[str, str, str]] = set()
         self._pending: dict[tuple[str, str], concurrent.futures.Future[None]] = {}
+        # Jobs that ended while their endpoint's lookup ran: priced when it ends.
+        self._waiting: dict[tuple[str, str], list[_Ended]] = {}
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
 
     def set_rates(self, base_url: str, rates: EndpointRates) -> None:
@@ -200,12 +224,6 @@ class CostEstimator:
             if self._pending.get(key) is future:
                 del self._pending[key]
 
-    def lookup_under_way(self, base_url: str, endpoint_id: str) -> concurrent.futures.Future[None] | None:
-        """The endpoint's lookup while it runs (the manager waits a little for it at a job's end)."""
-        with self._lock:
-            future = self._pending.get((base_url, endpoint_id))
-        return None if future is None or future.done() else future
-
     def wait_prepared(self, timeout: float | None = None) -> None:
         """Wait for the lookups under way (tests, and `%runpod cost` before it reads the ledger)."""
         with self._lock:
@@ -222,23 +240,34 @@ class CostEstimator:
             self._rates.setdefault(key, rates)
             if rates is None:
                 self._why[key] = why
+            rates, why = self._rates[key], self._why.get(key, why)
+            waiting = self._waiting.pop(key, [])
+        for ended in waiting:  # jobs that ended while this was read: priced now
+            ended.on_priced(ended.estimate(rates, why))
 
     def job_ended(
-        self, *, base_url: str, endpoint_id: str, worker_id: str | None, delay_s: float, execution_s: float
+        self,
+        *,
+        base_url: str,
+        endpoint_id: str,
+        worker_id: str | None,
+        delay_s: float,
+        execution_s: float,
+        on_priced: Callable[[JobCost], None] | None = None,
     ) -> JobCost:
+        """The job's cost with what is known now. Never waits: while the endpoint's pools are still
+        being read, the cost says so, and `on_priced` gets the full estimate once they are."""
         key = (base_url, endpoint_id)
         with self._lock:
-            rates = self._rates.get(key)
-            why = self._why.get(key, "the endpoint's GPU pools were not read yet")
             cold = worker_id is not None and (base_url, endpoint_id, worker_id) not in self._seen_workers
             if worker_id is not None:
                 self._seen_workers.add((base_url, endpoint_id, worker_id))
-        # An active worker (workersMin) is billed by the endpoint whether it runs jobs or not.
-        if rates is not None and rates.workers_min > 0:
-            cold = False
-        return estimate_job_cost(
-            execution_s=execution_s, delay_s=delay_s, cold_start=cold, rates=rates, unknown_why=why
-        )
+            ended = _Ended(delay_s, execution_s, cold, on_priced or _ignore)
+            rates = self._rates.get(key)
+            if rates is None and key in self._pending and on_priced is not None:
+                self._waiting.setdefault(key, []).append(ended)
+            why = self._why.get(key, "the endpoint's GPU pools were not read yet")
+        return ended.estimate(rates, why)
 
     def close(self) -> None:
         with self._lock:

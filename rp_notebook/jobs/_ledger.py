@@ -256,6 +256,14 @@ class Ledger:
                 ),
             )
 
+    def record_cost(self, *, job_id: str, endpoint_id: str, base_url: str, cost: JobCost) -> None:
+        """A job's cost, estimated after its end was recorded."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE jobs SET cost = ? WHERE base_url = ? AND endpoint_id = ? AND job_id = ?",
+                (json.dumps(cost.to_json()), base_url, endpoint_id, job_id),
+            )
+
     def record_endpoint_change(self, base_url: str, rates: EndpointRates, *, deleted: bool = False) -> None:
         """An endpoint deployed, scaled or deleted from here (its active workers' cost starts or stops)."""
         with self._transaction() as db:

@@ -78,8 +78,6 @@ LONG_POLL_MS = 60_000
 #: IN_QUEUE -> IN_PROGRESS and the worker's progress as they happen.
 WATCHED_LONG_POLL_MS = 2_000
 MAX_CONCURRENT_POLLS = 300
-#: How long a job's end waits for its endpoint's pools to be read, so that its first job is priced too.
-COST_LOOKUP_WAIT_S = 5.0
 SUBMIT_PARALLEL = 32
 STREAM_POLL_S = 0.25
 STREAM_QUEUED_MAX_DELAY = 2.0
@@ -553,25 +551,28 @@ class JobManager:
         else:
             error = _end_error(job, body)
         if not job.done():  # priced and saved before anyone can see it: a kernel that dies now has both
-            job.cost = await self._price(job, body)
+            job.cost = self._price(job, body)
             await self.recorder.ended(
                 job, status=status, result=result, error=None if error is None else str(error), body=body
             )
         job.finish(body, result=result, error=error)
 
-    async def _price(self, job: Job, body: dict[str, Any]) -> JobCost | None:
-        """The job's cost estimate; None (and a log line) if pricing fails: a cost never costs a job."""
+    def _price(self, job: Job, body: dict[str, Any]) -> JobCost | None:
+        """The job's cost estimate; None (and a log line) if pricing fails: a cost never costs a job.
+        Never waits: a job that ends while its endpoint's pools are read is priced again after."""
+
+        def priced_later(cost: JobCost) -> None:  # on the costs thread
+            job.cost = cost
+            self.recorder.cost_known(job, cost)
+
         try:
-            lookup = self.costs.lookup_under_way(job.base_url, job.endpoint_id)
-            if lookup is not None:  # the endpoint's pools are being read (its first job): worth a wait
-                # asyncio.wait, not wait_for: a wait that times out must not cancel the lookup itself.
-                await asyncio.wait({asyncio.wrap_future(lookup)}, timeout=COST_LOOKUP_WAIT_S)
             return self.costs.job_ended(
                 base_url=job.base_url,
                 endpoint_id=job.endpoint_id,
                 worker_id=worker_of(body),
                 delay_s=seconds_of(body, "delayTime") or 0.0,
                 execution_s=seconds_of(body, "executionTime") or 0.0,
+                on_priced=priced_later,
             )
         except Exception:  # an estimate: the job's result matters more
             log.exception("job %s: its cost could not be estimated", job.id)

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+from ..costs import JobCost
 from ._job import Job, JobUpdate, seconds_of, worker_of
 from ._ledger import Ledger
 from ._saved import remove_result, save_result
@@ -132,7 +133,7 @@ class JobRecorder:
             return
         job_id, endpoint_id, base_url = job.id, job.endpoint_id, job.base_url
         final = body if body is not None else job.body
-        worker_id, cost = worker_of(final), job.cost
+        worker_id = worker_of(final)
         delay_s, execution_s = seconds_of(final, "delayTime"), seconds_of(final, "executionTime")
         result_path, why = None, error
         if result is not None:
@@ -158,11 +159,22 @@ class JobRecorder:
                 worker_id=worker_id,
                 delay_s=delay_s,
                 execution_s=execution_s,
-                cost=cost,
+                cost=job.cost,  # read when written: a cost priced later (cost_known) may be newer
             ),
             done,
         )
         await asyncio.wrap_future(done)
+
+    def cost_known(self, job: Job, cost: JobCost) -> None:
+        """A cost estimated after the job's end was recorded (its endpoint's pools were read late)."""
+        if not self.enabled:
+            return
+        job_id, endpoint_id, base_url = job.id, job.endpoint_id, job.base_url
+        self._put(
+            lambda ledger: ledger.record_cost(
+                job_id=job_id, endpoint_id=endpoint_id, base_url=base_url, cost=cost
+            )
+        )
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until everything queued so far is written (tests; a clean shutdown)."""
