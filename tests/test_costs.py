@@ -32,7 +32,7 @@ from rp_notebook.errors import BudgetExceededError, InputError
 from rp_notebook.jobs import JobManager, get_manager
 from rp_notebook.jobs._ledger import Ledger, LedgerEntry
 from rp_notebook.provisioning import GPU_POOLS
-from rp_notebook.views._job_card import card_head_html
+from rp_notebook.views._job_card import JobCard, card_head_html
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -394,8 +394,12 @@ def test_a_job_never_waits_for_its_endpoints_pools_and_is_priced_once_they_are_r
         job = manager.submit("echo", {"sleep": 0.1})
         job.result(timeout=60)  # resolves while the pools are still being read
         assert job.cost is not None and job.cost.usd is None and "not read yet" in job.cost.basis
+        card = JobCard(job)
+        assert "rp-job-cost" not in card.head.value
         release.set()
         eventually(lambda: job.cost is not None and job.cost.usd is not None, timeout=30)
+        eventually(lambda: f"· {job.cost.short()}" in card.head.value, timeout=10)  # the card was told
+        card.close()
         assert job.cost.pool == "ADA_24"
         assert job.cost.usd == pytest.approx((job.execution_time + job.cost.cold_start_s) * ADA_24.flex_per_s)
         manager.recorder.flush(timeout=10)

@@ -74,6 +74,8 @@ class JobUpdate:
     new_parts: tuple[Any, ...] = ()
     #: The job ended in this step: `result()` answers at once from now on.
     ended: bool = False
+    #: Its cost estimate arrived after its end (its endpoint's GPU pools were read late).
+    priced_late: bool = False
 
 
 class JobControl(Protocol):
@@ -343,6 +345,11 @@ class Job:
         self.apply(body)
         if self.status == previous:
             self._notify(JobUpdate(self, status_changed=True))
+
+    def priced(self, cost: JobCost) -> None:
+        """Its cost, estimated after its end: set, and told to subscribers (views show it)."""
+        self.cost = cost
+        self._notify(JobUpdate(self, priced_late=True))
 
     def _notify(self, update: JobUpdate) -> None:
         with self._lock:

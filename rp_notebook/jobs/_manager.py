@@ -562,7 +562,7 @@ class JobManager:
         Never waits: a job that ends while its endpoint's pools are read is priced again after."""
 
         def priced_later(cost: JobCost) -> None:  # on the costs thread
-            job.cost = cost
+            job.priced(cost)
             self.recorder.cost_known(job, cost)
 
         try:

@@ -107,7 +107,7 @@ class JobView:
     def _on_update(self, update: JobUpdate) -> None:
         if update.ended:
             TICKER.discard(self)
-        if update.status_changed or update.ended:
+        if update.status_changed or update.ended or update.priced_late:
             self.render()
 
     def _tick(self) -> None:
