@@ -45,7 +45,15 @@ def test_a_finished_tts_card_shows_one_seekable_audio_player_and_its_text_and_pa
     card = JobCard(job)
     cards(card)
     job.result(timeout=120)
-    eventually(lambda: "data-status='COMPLETED'" in card.head.value and card.body.children)
+    # The head line and then the body change on the manager's thread: wait for the body's final widget
+    # (a TTS job streams, so until then it is the stream player).
+    eventually(
+        lambda: (
+            "data-status='COMPLETED'" in card.head.value
+            and len(card.body.children) == 1
+            and isinstance(card.body.children[0], widgets.HTML)
+        )
+    )
     assert "“The card plays this sentence.”" in card.head.value and "exaggeration 0.7" in card.head.value
     assert card.head.value.count("done") == 1
     (body,) = card.body.children
@@ -108,7 +116,7 @@ def test_retry_on_a_failed_card_reruns_the_same_job_through_runpods_retry(use_lo
     job = get_manager().submit("echo", {"fail_unless_file": str(flag)}, model="echo")
     card = JobCard(job)
     cards(card)
-    eventually(lambda: "data-status='FAILED'" in card.head.value)
+    eventually(lambda: "data-status='FAILED'" in card.head.value and len(card.body.children) == 1)
     (error,) = card.body.children
     assert "the file is not there yet" in error.value
     flag.touch()

@@ -26,7 +26,7 @@ from rp_notebook.errors import InputError
 from rp_notebook.jobs import get_manager
 from rp_notebook.jobs._job import WATCH_NEW_JOBS
 from rp_notebook.models import LAYERS, TTS, Field, ModelSpec
-from rp_notebook.views import JobCard, LayersGallery
+from rp_notebook.views import JobCard, LayersGallery, StreamingAudioPlayer
 from rp_notebook.widgets import FieldForm, JobsPanel, LayersPanel, TTSPanel, field_control
 
 pytestmark = pytest.mark.timeout(180)
@@ -254,7 +254,12 @@ def test_layers_generate_waits_for_a_picture_the_client_accepts(opened):
 
 
 def card_done(card: JobCard) -> bool:
-    return card.job.done() and bool(card.body.children)
+    """The card shows its job's end: its one result widget (a TTS job's stream player gave way)."""
+    return (
+        card.job.done()
+        and len(card.body.children) == 1
+        and not isinstance(card.body.children[0], StreamingAudioPlayer)
+    )
 
 
 def test_generate_puts_the_jobs_card_in_the_history_at_once_and_it_ends_as_one_player(use_local, opened):

@@ -175,21 +175,22 @@ class JobCard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no types
     def render(self) -> None:
         with self._lock:
             job = self.job
-            self.head.value = card_head_html(job)
-            self._render_progress(job)
             done = job.done()
             if not done and self._shown_result:  # retried under the same id (here or elsewhere)
                 self._reset_body()
                 TICKER.add(self)
+            if done and not self._shown_result:
+                # The body before the head: whoever sees the final chip sees the final body too.
+                self._shown_result = True
+                self.body.children = (self._result_widget(job),)
+                self.player = None
+            self.head.value = card_head_html(job)
+            self._render_progress(job)
             self.cancel_button.layout.display = "none" if done else ""
             self.retry_button.layout.display = "" if job.can_rerun else "none"
             if self.player is not None and not done:
                 self.player.status = display.status_style(job.status)[1]
             self.state = f"{job.id} {job.status}"
-            if done and not self._shown_result:
-                self._shown_result = True
-                self.body.children = (self._result_widget(job),)
-                self.player = None
 
     def _render_progress(self, job: Job) -> None:
         fraction, text = progress_of(job)
