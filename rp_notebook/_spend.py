@@ -22,8 +22,15 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .costs import Budget, EndpointRates, current_budget, current_prices, set_budget
-from .costs._lookup import DEFAULT_IDLE_TIMEOUT_S
+from .costs import (
+    DEFAULT_IDLE_TIMEOUT_S,
+    Budget,
+    EndpointRates,
+    JobCost,
+    current_budget,
+    current_prices,
+    set_budget,
+)
 from .jobs import Job, get_manager
 from .jobs._ledger import EndpointChange, LedgerEntry
 from .jobs._recorder import notebook_name
@@ -63,25 +70,22 @@ def spent(per: str = "session") -> float:
         ledger = manager.ledger
         midnight = _local_midnight()
         if ledger is not None:
-            return sum(_usd(entry) for entry in ledger.ended_since(midnight))
-        return sum(_job_usd(job) for job in manager.jobs() if (job.ended_at or 0) >= midnight)
-    return sum(_job_usd(job) for job in manager.jobs())
+            return sum(_usd(entry.cost) or 0.0 for entry in ledger.ended_since(midnight))
+        return sum(_usd(job.cost) or 0.0 for job in manager.jobs() if (job.ended_at or 0) >= midnight)
+    return sum(_usd(job.cost) or 0.0 for job in manager.jobs())
 
 
 def cost_per_job(model: str) -> float | None:
     """The model's recent cost per job (USD), from the ledger or this session; None if none is priced."""
     manager = get_manager()
-    costs: list[float] = []
     ledger = manager.ledger
-    if ledger is not None:
-        for entry in ledger.recent(200):
-            if entry.model == model and entry.cost is not None and entry.cost.usd is not None:
-                costs.append(entry.cost.usd)
-    else:
-        for job in reversed(manager.jobs()):
-            if job.model == model and job.cost is not None and job.cost.usd is not None:
-                costs.append(job.cost.usd)
-    recent = costs[:RECENT_JOBS]
+    newest_first = (
+        [(entry.model, entry.cost) for entry in ledger.recent(200)]
+        if ledger is not None
+        else [(job.model, job.cost) for job in reversed(manager.jobs())]
+    )
+    priced = [usd for of, cost in newest_first if of == model and (usd := _usd(cost)) is not None]
+    recent = priced[:RECENT_JOBS]
     return sum(recent) / len(recent) if recent else None
 
 
@@ -226,12 +230,8 @@ def record_endpoint(base_url: str, rates: EndpointRates, *, deleted: bool = Fals
         ledger.record_endpoint_change(base_url, rates, deleted=deleted)
 
 
-def _usd(entry: LedgerEntry) -> float:
-    return entry.cost.usd if entry.cost is not None and entry.cost.usd is not None else 0.0
-
-
-def _job_usd(job: Job) -> float:
-    return job.cost.usd if job.cost is not None and job.cost.usd is not None else 0.0
+def _usd(cost: JobCost | None) -> float | None:
+    return None if cost is None else cost.usd
 
 
 def _entry_of(job: Job) -> LedgerEntry:

@@ -13,11 +13,19 @@ public API (`rp_notebook.budget`, `%runpod cost`) sums what the ledger recorded.
 """
 
 from ._budget import WARN_AT, Budget, current_budget, set_budget
-from ._estimate import CostEstimator, EndpointRates, JobCost, estimate_job_cost, usd_text
+from ._estimate import (
+    DEFAULT_IDLE_TIMEOUT_S,
+    CostEstimator,
+    EndpointRates,
+    JobCost,
+    estimate_job_cost,
+    usd_text,
+)
 from ._lookup import endpoint_rates_lookup, rates_of
 from ._prices import RUNPOD_PRICES, PoolPrice, PriceTable, current_prices, use_prices
 
 __all__ = [
+    "DEFAULT_IDLE_TIMEOUT_S",
     "RUNPOD_PRICES",
     "WARN_AT",
     "Budget",

@@ -29,7 +29,10 @@ from typing import Any
 
 from ._prices import PriceTable, current_prices
 
-__all__ = ["CostEstimator", "EndpointRates", "JobCost", "estimate_job_cost"]
+__all__ = ["DEFAULT_IDLE_TIMEOUT_S", "CostEstimator", "EndpointRates", "JobCost", "estimate_job_cost"]
+
+#: Runpod's default idle timeout (docs.runpod.io/serverless/pricing: "default: 5 seconds").
+DEFAULT_IDLE_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ class EndpointRates:
     pools: tuple[str, ...]
     gpu_count: int = 1
     workers_min: int = 0
-    idle_timeout_s: float = 5.0
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
 
     def running_per_hour(self, prices: PriceTable | None = None) -> float | None:
         """USD per hour of the active workers (`workersMin`, billed always); None without a price."""
@@ -154,7 +157,7 @@ def estimate_job_cost(
     return JobCost((execution_s + cold_s) * per_s, execution_s, cold_s, price.pool, per_s, table.as_of, basis)
 
 
-#: Looks up an endpoint's rates: (management API base URL or None, API key or None, endpoint id).
+#: Looks up an endpoint's rates by its id (None: no such endpoint); may do HTTP, so it runs off the loop.
 RatesLookup = Callable[[str], EndpointRates | None]
 
 

@@ -6,15 +6,12 @@ from typing import TYPE_CHECKING
 
 from ..config import Settings
 from ..errors import InputError
-from ._estimate import EndpointRates, RatesLookup
+from ._estimate import DEFAULT_IDLE_TIMEOUT_S, EndpointRates, RatesLookup
 
 if TYPE_CHECKING:
     from ..provisioning import Endpoint
 
-__all__ = ["DEFAULT_IDLE_TIMEOUT_S", "endpoint_rates_lookup", "rates_of"]
-
-#: Runpod's default idle timeout (docs.runpod.io/serverless/pricing: "default: 5 seconds").
-DEFAULT_IDLE_TIMEOUT_S = 5.0
+__all__ = ["endpoint_rates_lookup", "rates_of"]
 
 
 def rates_of(endpoint: Endpoint) -> EndpointRates:
