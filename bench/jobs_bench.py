@@ -72,7 +72,7 @@ def methods(rp_parallel: list[int], max_polls: int | None) -> list[Method]:
         Method(
             f"rp{parallel}",
             f"rp_notebook, {parallel} parallel",
-            "setup_rp_notebook({base!r}, {key!r})",
+            "setup_rp_notebook({base!r}, {key!r}, {ep!r})",
             "run_rp_notebook",
             f", max_parallel={parallel}, max_polls={max_polls}",
             background=True,
@@ -90,7 +90,10 @@ def methods(rp_parallel: list[int], max_polls: int | None) -> list[Method]:
             background=True,
         ),
         Method(
-            "requests", "plain requests loop", "setup_plain_requests({base!r}, {key!r})", "run_plain_requests"
+            "requests",
+            "plain requests loop",
+            "setup_plain_requests({base!r}, {key!r}, {ep!r})",
+            "run_plain_requests",
         ),
     ]
 
@@ -216,7 +219,6 @@ def run_method(
 
     label, endpoint_id = method.label, endpoint_id or method.endpoint_id
     out = str(workdir / f"{method.key}-{endpoint_id}-{n}-{probe}.json")
-    before = server.request_counts(endpoint_id)
     # The kernel's own start-up warnings (no encryption on localhost) would clutter the table.
     km, kc = start_new_kernel(kernel_name="python3", stderr=subprocess.DEVNULL)
     try:
@@ -225,7 +227,8 @@ def run_method(
             kc, f"import sys; sys.path.insert(0, {str(BENCH)!r}); import kernel_methods as bench", replies
         )
         setup = method.setup.format(base=server.job_api_url, key=server.key, ep=endpoint_id)
-        _execute(kc, "bench." + setup, replies)
+        _execute(kc, "bench." + setup, replies)  # with one warm-up job: counted before `before`
+        before = server.request_counts(endpoint_id)
         idle = [_probe(kc, replies) for _ in range(25)]  # the same cell with nothing in flight
         method_id = kc.execute(
             f"bench.{method.run}({endpoint_id!r}, {n}, {out!r}{method.options}, shape={shape!r})"

@@ -7,6 +7,7 @@ way a deploy from here would (`record_endpoint`), so its jobs are priced by Runp
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -117,6 +118,7 @@ def test_a_job_cost_round_trips_through_json():
         execution_s=2.5, delay_s=1, cold_start=True, rates=EndpointRates("e", ("ADA_24",))
     )
     assert JobCost.from_json(cost.to_json()) == cost
+    assert set(cost.to_json()) == {field.name for field in dataclasses.fields(JobCost)}
 
 
 # -- priced jobs on the local endpoint ---------------------------------------------------------------------

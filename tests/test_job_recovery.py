@@ -14,7 +14,7 @@ from rp_notebook.config import configure
 from rp_notebook.errors import InputError, JobFailedError, JobLostError, NotFoundError
 from rp_notebook.jobs import JobManager
 from rp_notebook.jobs._ledger import Ledger
-from rp_notebook.jobs._saved import load_result
+from rp_notebook.jobs._saved import INLINE_OUTPUT_MAX, load_result, load_saved
 from rp_notebook.results import AudioResult, LayersResult
 
 
@@ -32,14 +32,41 @@ def manager(use_local, ledger):
     manager.close()
 
 
-def test_a_completed_job_is_recorded_and_its_result_saved_before_result_returns(manager, ledger):
+def test_a_completed_job_is_recorded_and_its_json_output_kept_in_the_ledger_before_result_returns(
+    manager, ledger
+):
     job = manager.submit("echo", {"n": 1})
     assert [e.status for e in ledger.find(job.id)] in (["IN_QUEUE"], ["IN_PROGRESS"], ["COMPLETED"])
     output = job.result(timeout=60)
     (entry,) = ledger.find(job.id)
     assert entry.status == "COMPLETED" and entry.ended and entry.endpoint_id == "echo"
     assert entry.parameters == {"n": 1}
-    assert load_result(entry.result_path) == output
+    assert entry.has_result and entry.result_path is None  # no folder for a JSON output
+    assert load_saved(entry.result_path, entry.output) == output
+    assert not ledger.result_folder(job.id).exists()
+
+
+def test_a_json_output_over_the_inline_limit_is_saved_to_a_folder(manager, ledger):
+    job = manager.submit("echo", {"text": "x" * (INLINE_OUTPUT_MAX + 10)})
+    output = job.result(timeout=60)
+    (entry,) = ledger.find(job.id)
+    assert entry.output is None and entry.result_path == str(ledger.result_folder(job.id))
+    assert load_saved(entry.result_path, entry.output) == output == load_result(entry.result_path)
+
+
+def test_a_retried_job_forgets_the_result_kept_from_its_first_run(ledger):
+    ledger.record_submitted(
+        job_id="r-1", endpoint_id="ep", base_url="http://x/v2", model=None, status="IN_QUEUE", parameters={}
+    )
+    ledger.record_status(
+        job_id="r-1", endpoint_id="ep", base_url="http://x/v2", status="COMPLETED", ended=True, output="[1]"
+    )
+    assert ledger.find("r-1")[0].has_result
+    ledger.record_submitted(
+        job_id="r-1", endpoint_id="ep", base_url="http://x/v2", model=None, status="IN_QUEUE", parameters={}
+    )
+    (entry,) = ledger.find("r-1")
+    assert not entry.ended and not entry.has_result
 
 
 def test_speech_and_layers_are_saved_as_files_and_load_back_as_the_same_results(use_local, ledger, tmp_path):
@@ -92,7 +119,8 @@ def test_a_restarted_manager_follows_jobs_left_in_flight_to_their_end(use_local,
     finally:
         after.close()
     assert ledger.in_flight() == []
-    assert load_result(ledger.find(job.id)[0].result_path)["echo"]["n"] == 2
+    (entry,) = ledger.find(job.id)
+    assert load_saved(entry.result_path, entry.output)["echo"]["n"] == 2
 
 
 def test_resume_gives_a_saved_result_back_without_a_key_or_a_server(use_local, ledger):
@@ -181,8 +209,10 @@ def test_jobs_magic_lists_jobs_of_earlier_sessions_with_their_saved_results(ip, 
     now.result(timeout=120)
     table = ip.run_line_magic("runpod", "jobs")._repr_mimebundle_()["text/plain"]
     assert old.id in table and now.id in table
-    saved = get_manager().ledger.result_folder(old.id)
-    assert str(saved) in table
+    old_row = next(line for line in table.splitlines() if old.id in line)
+    assert "JSON output, in the ledger" in old_row
+    now_row = next(line for line in table.splitlines() if now.id in line)
+    assert str(get_manager().ledger.result_folder(now.id)) in now_row
 
 
 def test_attach_magic_shows_a_saved_result_and_follows_a_job_in_flight(ip, use_local, release):

@@ -17,6 +17,8 @@ from helpers import eventually
 from jupyter_client.manager import start_new_kernel
 from test_kernel import run, stdout_of
 
+from rp_notebook.jobs._ledger import Ledger
+
 
 def _kernel(env: dict[str, str]):
     return start_new_kernel(kernel_name="python3", env={**os.environ, **env})
@@ -100,7 +102,10 @@ def test_a_killed_kernel_loses_no_job_and_a_new_one_recovers_every_result(local_
     results = data_dir / "results"
     assert (results / ids["tts"] / "speech.wav").stat().st_size > 1000
     assert len(list((results / ids["layers"]).glob("layer_*.png"))) == 3
-    for job_id in ids["echo"]:
-        assert json.loads((results / job_id / "output.json").read_text())["echo"]["wait_for_file"] == str(
-            release
-        )
+    ledger = Ledger(data_dir)  # the JSON outputs are kept in the ledger itself
+    try:
+        for job_id in ids["echo"]:
+            (entry,) = ledger.find(job_id)
+            assert json.loads(entry.output)["echo"]["wait_for_file"] == str(release)
+    finally:
+        ledger.close()

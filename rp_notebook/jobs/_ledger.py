@@ -3,13 +3,16 @@
 Runpod keeps a finished job's result for 30 minutes (`/run`) and forgets an unfinished one only
 after its TTL; a kernel restart forgets everything at once. So each job is written down when it
 is submitted (endpoint, base URL, time, parameters), every status change is recorded, and a
-completed result is saved to the results folder as soon as it arrives. After a restart,
+completed result is kept as soon as it arrives: media results (speech, layers) as files in the
+results folder, useful on their own; a worker's plain JSON output in the ledger row itself
+(`output`), written in the same transaction as the job's end, so 500 ending jobs cost one commit
+and no files. After a restart,
 `%runpod jobs` lists them and `%runpod attach JOB_ID` (or `JobManager.recover()`) follows the
 ones still in flight, within Runpod's retention window, or shows the saved result.
 
 Where: `$RP_NOTEBOOK_DATA_DIR`, else the platform's user data folder (~/.local/share/rp_notebook):
-`ledger.sqlite3` and `results/<job id>/`. Parameters are stored without secrets and without media
-payloads: an `s3Config` (it carries keys) and webhook URLs (they may carry tokens) are never
+`ledger.sqlite3` and `results/<job id>/` (media results, and JSON outputs over 1 MB). Parameters
+are stored without secrets and without media payloads: an `s3Config` (it carries keys) and webhook URLs (they may carry tokens) are never
 written; a base64 clip or image is replaced by its size and digest.
 
 SQLite in WAL mode with short transactions: several kernels of the same user can share the file.
@@ -68,10 +71,11 @@ _ADDED_COLUMNS = {
     "delay_s": "REAL",
     "execution_s": "REAL",
     "cost": "TEXT",
+    "output": "TEXT",
 }
 _COLUMNS = (
     "job_id, endpoint_id, base_url, model, status, submitted_at, updated_at, ended_at, parameters,"
-    " result_path, error, notebook, worker_id, delay_s, execution_s, cost"
+    " result_path, error, notebook, worker_id, delay_s, execution_s, cost, output"
 )
 
 
@@ -104,10 +108,17 @@ class LedgerEntry:
     delay_s: float | None = None
     execution_s: float | None = None
     cost: JobCost | None = None
+    #: A plain JSON output kept in the ledger itself (as JSON text); media results are in result_path.
+    output: str | None = None
 
     @property
     def ended(self) -> bool:
         return self.ended_at is not None
+
+    @property
+    def has_result(self) -> bool:
+        """Whether the job's result was kept (in the results folder or in the ledger)."""
+        return self.result_path is not None or self.output is not None
 
 
 @dataclass(frozen=True)
@@ -201,7 +212,8 @@ class Ledger:
                 "INSERT INTO jobs (job_id, endpoint_id, base_url, model, status, submitted_at, updated_at,"
                 " parameters, notebook) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (base_url, endpoint_id, job_id) DO UPDATE SET status = excluded.status,"
-                " updated_at = excluded.updated_at, ended_at = NULL, error = NULL",
+                " updated_at = excluded.updated_at, ended_at = NULL, error = NULL, result_path = NULL,"
+                " output = NULL",
                 (
                     job_id,
                     endpoint_id,
@@ -229,7 +241,10 @@ class Ledger:
         delay_s: float | None = None,
         execution_s: float | None = None,
         cost: JobCost | None = None,
+        output: str | None = None,
     ) -> None:
+        """A status change; with ended=True, the job's end, with what it left (output: the
+        result's JSON text, when it is kept in the ledger)."""
         now = time.time()
         with self._transaction() as db:
             db.execute(
@@ -237,7 +252,8 @@ class Ledger:
                 " ended_at = CASE WHEN ? THEN COALESCE(ended_at, ?) ELSE ended_at END,"
                 " error = COALESCE(?, error), result_path = COALESCE(?, result_path),"
                 " worker_id = COALESCE(?, worker_id), delay_s = COALESCE(?, delay_s),"
-                " execution_s = COALESCE(?, execution_s), cost = COALESCE(?, cost)"
+                " execution_s = COALESCE(?, execution_s), cost = COALESCE(?, cost),"
+                " output = COALESCE(?, output)"
                 " WHERE base_url = ? AND endpoint_id = ? AND job_id = ?",
                 (
                     status,
@@ -250,6 +266,7 @@ class Ledger:
                     delay_s,
                     execution_s,
                     None if cost is None else json.dumps(cost.to_json()),
+                    output,
                     base_url,
                     endpoint_id,
                     job_id,
@@ -347,6 +364,7 @@ class Ledger:
                 delay_s=row[13],
                 execution_s=row[14],
                 cost=None if row[15] is None else JobCost.from_json(json.loads(row[15])),
+                output=row[16],
             )
             for row in rows
         ]

@@ -67,7 +67,7 @@ from ._io import IOLoop
 from ._job import Job, seconds_of, worker_of
 from ._ledger import Ledger, LedgerEntry
 from ._recorder import USER_LEDGER, JobRecorder
-from ._saved import load_result
+from ._saved import load_saved
 
 log = logging.getLogger(__name__)
 
@@ -375,9 +375,9 @@ class JobManager:
             control=self,
         )
         self._followed[job] = _Followed(on_its_api)
-        if entry.result_path:
+        if entry.has_result:
             try:
-                job.finish(result=load_result(entry.result_path))
+                job.finish(result=load_saved(entry.result_path, entry.output))
             except (OSError, ValueError, KeyError) as exc:
                 job.finish(error=self._lost(job, f"its saved result cannot be read: {exc}", exc))
         elif entry.status in (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMED_OUT):

@@ -7,8 +7,9 @@ otherwise add to every other job's latency. The writer takes everything queued a
 it in one transaction, so a burst costs one commit, not one per record; order is kept (a job's
 submission is written before its end).
 
-At a job's end the result is saved before the job resolves: the manager awaits `ended`, so a
-kernel that dies right after `job.result()` returned still has it on disk.
+At a job's end the result is kept before the job resolves: the manager awaits `ended`, so a
+kernel that dies right after `job.result()` returned still has it on disk (`_saved`: a JSON output
+in the ledger row, media as files).
 
 The ledger must never cost a job: a ledger that cannot be opened or written (a read-only disk, a
 full one) gives one RuntimeWarning and the jobs go on in memory; a result that cannot be saved is
@@ -26,12 +27,13 @@ import threading
 import warnings
 from collections.abc import Callable
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 from ..costs import JobCost
 from ._job import Job, JobUpdate, seconds_of, worker_of
 from ._ledger import Ledger
-from ._saved import remove_result, save_result
+from ._saved import inline_output, remove_result, save_result
 
 __all__ = ["NOTEBOOK_ENV", "USER_LEDGER", "JobRecorder", "notebook_name"]
 
@@ -40,7 +42,8 @@ log = logging.getLogger(__name__)
 #: `JobManager(ledger=USER_LEDGER)`: the ledger in the user's data folder, opened on first use.
 USER_LEDGER = "user"
 
-_Write = Callable[[Ledger], None]
+#: One record for the writer; what it returns is the result of the Future it was queued with.
+_Write = Callable[[Ledger], Any]
 
 #: Jupyter Server names a kernel's notebook in this variable (its path, relative to the server's root).
 NOTEBOOK_ENV = "JPY_SESSION_NAME"
@@ -58,7 +61,7 @@ class JobRecorder:
         self._choice = ledger
         self._ledger: Ledger | None = ledger if isinstance(ledger, Ledger) else None
         self._failed = False
-        self._queue: queue.SimpleQueue[tuple[_Write, Future[None] | None]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[_Write, Future[Any] | None]] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -122,33 +125,35 @@ class JobRecorder:
         error: str | None = None,
         body: dict[str, Any] | None = None,
     ) -> None:
-        """The end of a job (on the manager's loop): its result saved (if any), then its end recorded
-        with the final `body`'s times and worker and the job's cost.
-        Returns once both are written, or could not be (the job goes on either way).
+        """The end of a job (on the manager's loop): its result kept (if any) and its end recorded
+        with the final `body`'s times and worker and the job's cost, in one write of the writer.
+        Returns once that is written, or could not be (the job goes on either way).
 
-        The files are written in a thread of the loop's pool, so several ending jobs save at once
-        (a result's files take about half a millisecond); the record goes through the writer."""
-        ledger = self.ledger if self.enabled else None
-        if ledger is None:
+        One hand-over per job, and none of the loop's time: the writer keeps a JSON output in the
+        ledger row and writes a media result's files itself (they are already encoded: a write of
+        a few hundred kilobytes at most), in the same batch as the other jobs that ended with it."""
+        if not self.enabled:
             return
         job_id, endpoint_id, base_url = job.id, job.endpoint_id, job.base_url
         final = body if body is not None else job.body
         worker_id = worker_of(final)
         delay_s, execution_s = seconds_of(final, "delayTime"), seconds_of(final, "executionTime")
-        result_path, why = None, error
-        if result is not None:
-            try:
-                result_path = await asyncio.to_thread(save_result, result, ledger.result_folder(job_id))
-                job.saved_to = result_path
-            except OSError as exc:
-                # The result is still in memory (job.result()); only the copy on disk is missing.
-                log.warning(
-                    "job %s: its result could not be saved to %s: %s", job_id, ledger.results_dir, exc
-                )
-                why = f"result not saved: {exc}"
-        done: Future[None] = Future()
-        self._put(
-            lambda ledger: ledger.record_status(
+
+        def write(ledger: Ledger) -> Path | None:
+            result_path = output = None
+            why = error
+            if result is not None:
+                try:
+                    output = inline_output(result)
+                    if output is None:
+                        result_path = save_result(result, ledger.result_folder(job_id))
+                except (OSError, TypeError, ValueError) as exc:
+                    # The result is still in memory (job.result()); only the kept copy is missing.
+                    log.warning(
+                        "job %s: its result could not be saved to %s: %s", job_id, ledger.results_dir, exc
+                    )
+                    why = f"result not saved: {exc}"
+            ledger.record_status(
                 job_id=job_id,
                 endpoint_id=endpoint_id,
                 base_url=base_url,
@@ -156,14 +161,19 @@ class JobRecorder:
                 ended=True,
                 error=why,
                 result_path=result_path,
+                output=output,
                 worker_id=worker_id,
                 delay_s=delay_s,
                 execution_s=execution_s,
                 cost=job.cost,  # read when written: a cost priced later (cost_known) may be newer
-            ),
-            done,
-        )
-        await asyncio.wrap_future(done)
+            )
+            return result_path
+
+        done: Future[Any] = Future()
+        self._put(write, done)
+        saved_to = await asyncio.wrap_future(done)
+        if isinstance(saved_to, Path):
+            job.saved_to = saved_to
 
     def cost_known(self, job: Job, cost: JobCost) -> None:
         """A cost estimated after the job's end was recorded (its endpoint's pools were read late)."""
@@ -196,7 +206,7 @@ class JobRecorder:
                 )
             )
 
-    def _put(self, write: _Write, done: Future[None] | None = None) -> None:
+    def _put(self, write: _Write, done: Future[Any] | None = None) -> None:
         self._queue.put((write, done))
         with self._lock:
             if self._writer is None:
@@ -215,21 +225,23 @@ class JobRecorder:
                     break
             self._write_batch(batch)
 
-    def _write_batch(self, batch: list[tuple[_Write, Future[None] | None]]) -> None:
+    def _write_batch(self, batch: list[tuple[_Write, Future[Any] | None]]) -> None:
         ledger = self.ledger
+        written: list[Any] = []
         try:
             if ledger is not None:
                 with ledger.batch():
-                    for write, _ in batch:
-                        write(ledger)
+                    written = [write(ledger) for write, _ in batch]
         except (OSError, sqlite3.Error) as exc:
             self._unavailable(exc)
+            written = []  # rolled back: nothing of the batch was kept
         except Exception:  # a bug here must not leave the manager waiting for ever
             log.exception("rp_notebook: the job ledger's writer failed")
+            written = []
         finally:
-            for _, done in batch:
+            for index, (_, done) in enumerate(batch):
                 if done is not None and not done.done():
-                    done.set_result(None)
+                    done.set_result(written[index] if index < len(written) else None)
 
     def _unavailable(self, exc: Exception) -> None:
         if not self._failed:

@@ -1,4 +1,8 @@
-"""Saved results: a finished job's result written to its folder as it arrives, and read back later.
+"""Saved results: a finished job's result kept as it arrives, and read back later.
+
+A worker's plain JSON output of up to `INLINE_OUTPUT_MAX` characters is kept in the job's ledger
+row (`inline_output`): no files, and written in the same transaction as the job's end. Anything
+else (speech, layers, a larger output) gets a folder of its own:
 
 A folder holds `result.json` (what kind of result, and its metadata) next to the media files, so
 the files are useful on their own (`speech.wav`, `layer_01.png`, ...) and the typed result can be
@@ -18,9 +22,37 @@ from typing import Any
 
 from ..results import AudioResult, LayersResult
 
-__all__ = ["MANIFEST", "load_result", "remove_result", "save_result"]
+__all__ = [
+    "INLINE_OUTPUT_MAX",
+    "MANIFEST",
+    "inline_output",
+    "load_result",
+    "load_saved",
+    "remove_result",
+    "save_result",
+]
 
 MANIFEST = "result.json"
+#: Plain JSON outputs up to this many characters are kept in the ledger row instead of a folder.
+INLINE_OUTPUT_MAX = 1_000_000
+
+
+def inline_output(result: Any) -> str | None:
+    """The result as JSON text to keep in the ledger, or None when it belongs in a folder (media, or
+    over INLINE_OUTPUT_MAX)."""
+    if isinstance(result, AudioResult | LayersResult):
+        return None
+    text = json.dumps(result, default=repr)
+    return text if len(text) <= INLINE_OUTPUT_MAX else None
+
+
+def load_saved(result_path: str | None, output: str | None) -> Any:
+    """A result kept by the recorder: from the ledger's `output` text, else from its folder."""
+    if output is not None:
+        return json.loads(output)
+    if result_path is None:
+        raise ValueError("no result was kept")
+    return load_result(result_path)
 
 
 def save_result(result: Any, folder: Path) -> Path:

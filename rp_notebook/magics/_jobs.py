@@ -125,7 +125,12 @@ def _entry_row(entry: LedgerEntry, job: Job | None) -> list[str]:
         word = display.status_style(entry.status)[1]
         status = word if entry.ended else f"{word} (not followed)"
         timing = f"{entry.ended_at - entry.submitted_at:.1f} s" if entry.ended_at else ""
-    result = entry.result_path or (f"error: {entry.error}" if entry.error else "")
+    if entry.result_path:
+        result = entry.result_path
+    elif entry.output is not None:
+        result = "JSON output, in the ledger"
+    else:
+        result = f"error: {entry.error}" if entry.error else ""
     cost = _cost_text(job.cost if job is not None and job.cost is not None else entry.cost)
     return [
         entry.job_id,

@@ -158,7 +158,7 @@ class JobsPanel(KeptAsOneLine, widgets.VBox):  # type: ignore[misc]  # ipywidget
         if ledger is not None:
             known = {job.id for job in manager.jobs()}
             for entry in ledger.recent(self.max_rows):
-                if entry.job_id not in known and entry.result_path:
+                if entry.job_id not in known and entry.has_result:
                     jobs.append(manager.resume(entry.job_id))
         self.message.value = note_html(f"{len(jobs)} job(s) of earlier sessions listed")
         self._show_earlier()
