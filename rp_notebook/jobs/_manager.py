@@ -54,10 +54,6 @@ from ..costs import CostEstimator, JobCost, endpoint_rates_lookup
 from ..errors import (
     AuthenticationError,
     InputError,
-    JobCancelledError,
-    JobFailedError,
-    JobLostError,
-    JobTimedOutError,
     NotFoundError,
     RetryRefusedError,
     RunpodError,
@@ -66,6 +62,14 @@ from ..results import decode_output
 from ._io import IOLoop
 from ._job import Job, seconds_of, worker_of
 from ._ledger import Ledger, LedgerEntry
+from ._outcomes import (
+    end_error,
+    known_status,
+    lost_error,
+    not_sent_error,
+    submitted_or_error,
+    without_subject,
+)
 from ._recorder import USER_LEDGER, JobRecorder
 from ._saved import load_saved
 
@@ -215,7 +219,7 @@ class JobManager:
                 remaining[0] -= 1
                 last = remaining[0] == 0
             if last:
-                future.set_result([_submitted_or_error(job) for job in jobs])
+                future.set_result([submitted_or_error(job) for job in jobs])
 
         if not jobs:
             future.set_result([])
@@ -369,7 +373,7 @@ class JobManager:
             entry.job_id,
             model=entry.model,
             input=dict(entry.parameters),
-            status=_known_status(entry.status),
+            status=known_status(entry.status),
             base_url=entry.base_url,
             submitted_at=entry.submitted_at,
             control=self,
@@ -379,12 +383,12 @@ class JobManager:
             try:
                 job.finish(result=load_saved(entry.result_path, entry.output))
             except (OSError, ValueError, KeyError) as exc:
-                job.finish(error=self._lost(job, f"its saved result cannot be read: {exc}", exc))
+                job.finish(error=lost_error(job, f"its saved result cannot be read: {exc}", exc))
         elif entry.status in (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMED_OUT):
-            job.finish(error=_end_error(job, {"status": entry.status, "error": entry.error}))
+            job.finish(error=end_error(job, {"status": entry.status, "error": entry.error}))
         else:
             job.finish(
-                error=self._lost(job, f"it ended {entry.status}: {entry.error or 'no result was saved'}")
+                error=lost_error(job, f"it ended {entry.status}: {entry.error or 'no result was saved'}")
             )
         job.ended_at = entry.ended_at
         self._remember(job)
@@ -447,7 +451,7 @@ class JobManager:
             body = await client.run(job.endpoint_id, job.input, **options)
         except Exception as exc:  # noqa: BLE001 - a bug must not leave the job SUBMITTING for ever
             self._forget_submitting(job)
-            error = exc if isinstance(exc, RunpodError) else self._lost(job, f"its run failed: {exc!r}", exc)
+            error = exc if isinstance(exc, RunpodError) else lost_error(job, f"its run failed: {exc!r}", exc)
             job.finish(error=error, status=JobStatus.SUBMIT_FAILED)
             if raise_errors:
                 raise error from None
@@ -513,7 +517,7 @@ class JobManager:
                                 delay = fallback_delay
                     failures = 0
                 except (NotFoundError, AuthenticationError) as exc:
-                    await self._give_up(job, f"can no longer be followed: {_without_subject(exc, job)}", exc)
+                    await self._give_up(job, f"can no longer be followed: {without_subject(exc, job)}", exc)
                     return
                 except RunpodError as exc:
                     failures += 1
@@ -531,7 +535,7 @@ class JobManager:
 
     async def _give_up(self, job: Job, why: str, cause: BaseException) -> None:
         """The job cannot be followed any more (Runpod forgot it, the key was refused, a bug)."""
-        error = self._lost(job, why, cause)
+        error = lost_error(job, why, cause)
         await self.recorder.ended(job, status=JobStatus.UNKNOWN, error=str(error))
         job.finish(error=error, status=JobStatus.UNKNOWN)
 
@@ -549,7 +553,7 @@ class JobManager:
             except RunpodError as exc:
                 error = exc
         else:
-            error = _end_error(job, body)
+            error = end_error(job, body)
         if not job.done():  # priced and saved before anyone can see it: a kernel that dies now has both
             job.cost = self._price(job, body)
             await self.recorder.ended(
@@ -595,7 +599,7 @@ class JobManager:
             if not job.done() and not job.id:
                 if followed.sending is None:  # its run has not gone out: it never will
                     self._forget_submitting(job)
-                    job.finish(error=_not_sent_error(job), status=JobStatus.CANCELLED)
+                    job.finish(error=not_sent_error(job), status=JobStatus.CANCELLED)
                     return job.status
                 await followed.sending.wait()  # on its way: cancel it once Runpod names it
             if not job.done() and job.id:
@@ -664,69 +668,11 @@ class JobManager:
             return followed.settings
         return dataclasses.replace(current_settings(), endpoint_base_url=job.base_url)
 
-    def _lost(self, job: Job, why: str, cause: BaseException | None = None) -> JobLostError:
-        error = JobLostError(
-            f"job {job.id or '(not submitted)'}: {why}",
-            job_id=job.id,
-            status=str(job.status),
-            endpoint_id=job.endpoint_id,
-            cause=cause,
-        )
-        error.__cause__ = cause
-        return error
-
-
-def _not_sent_error(job: Job) -> JobCancelledError:
-    return JobCancelledError(
-        "cancelled before its run was sent (no job was queued)",
-        job_id="",
-        status=JobStatus.CANCELLED,
-        endpoint_id=job.endpoint_id,
-    )
-
-
-def _end_error(job: Job, body: dict[str, Any]) -> RunpodError:
-    status = str(body.get("status"))
-    if status == JobStatus.FAILED:
-        return JobFailedError(job.id, body.get("error"), endpoint_id=job.endpoint_id)
-    if status == JobStatus.CANCELLED:
-        return JobCancelledError(
-            f"job {job.id} was cancelled", job_id=job.id, status=status, endpoint_id=job.endpoint_id
-        )
-    seconds = body.get("executionTime")
-    ran = seconds / 1000 if isinstance(seconds, int | float) else 0
-    return JobTimedOutError(
-        f"job {job.id} timed out on the endpoint after {ran:.0f} s of execution "
-        "(raise the endpoint's or the request's executionTimeout)",
-        job_id=job.id,
-        status=status,
-        endpoint_id=job.endpoint_id,
-    )
-
-
-def _without_subject(exc: BaseException, job: Job) -> str:
-    """An error's message without its leading "job ID: " (the JobLostError says it once)."""
-    return str(exc).removeprefix(f"job {job.id}: ")
-
 
 def _new_parts(body: dict[str, Any]) -> list[Any]:
     """The parts of a /stream answer, without the worker's final whole result (it comes with the end)."""
     new = [item.get("output") for item in body.get("stream") or [] if isinstance(item, dict)]
     return [part for part in new if isinstance(part, dict) and not part.get("final")]
-
-
-def _known_status(value: str) -> JobStatus:
-    try:
-        return JobStatus(value)
-    except ValueError:
-        return JobStatus.UNKNOWN
-
-
-def _submitted_or_error(job: Job) -> Job | RunpodError:
-    if job.id:
-        return job
-    error = job.exception(timeout=0)
-    return error if isinstance(error, RunpodError) else job
 
 
 _manager: JobManager | None = None
