@@ -1,10 +1,11 @@
 """The job core under load, against the real local endpoint: jobs noticed as they end whatever
 their order, batches that behave like the lists they stand for and cancel cleanly mid-submission,
-and a Job whose every state is a JobStatus member."""
+a Job whose every state is a JobStatus member, and ends resolved by the ledger's writer."""
 
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from rp_notebook.client import JobStatus
 from rp_notebook.config import configure
 from rp_notebook.errors import JobCancelledError
 from rp_notebook.jobs import Batch, Job, JobManager
+from rp_notebook.jobs._ledger import Ledger
 from rp_notebook.local import EndpointConfig, LocalEndpoint
 
 FIXTURE_WORKERS = Path(__file__).resolve().parent / "fixtures" / "workers"
@@ -102,3 +104,37 @@ def test_every_state_of_a_job_is_a_job_status(manager: JobManager) -> None:
     assert isinstance(job.status, JobStatus) and job.status is JobStatus.COMPLETED
     assert all(isinstance(status, JobStatus) for status in seen)
     assert {JobStatus.SUBMITTING, JobStatus.SUBMIT_FAILED, JobStatus.UNKNOWN} <= set(JobStatus)
+
+
+def test_a_job_ends_on_the_ledgers_writer_and_a_callback_there_that_would_wait_is_refused(
+    server: LocalEndpoint, tmp_path: Path
+) -> None:
+    configure(api_key=server.api_key, endpoint_base_url=server.job_api_url)
+    ledger = Ledger(tmp_path)
+    manager = JobManager(ledger=ledger)
+    try:
+        running = manager.submit("concurrent", {"i": 0, "n": 1, "step_ms": 60_000})
+        ending = manager.submit("concurrent", {"i": 0, "n": 1, "step_ms": 1_000})
+        seen: list[tuple[str, BaseException | None]] = []
+
+        def on_done(job: Job) -> None:
+            try:
+                running.cancel()  # waits for the manager, which may be waiting for this thread
+            except RuntimeError as exc:
+                seen.append((threading.current_thread().name, exc))
+            else:
+                seen.append((threading.current_thread().name, None))
+
+        ending.add_done_callback(on_done)
+        assert ending.result(timeout=60) == {"i": 0}
+        assert ledger.find(ending.id)[0].ended  # resolved once its end was written
+        eventually(lambda: seen)
+        (thread, error), *_ = seen
+        assert thread == "rp-notebook-ledger"
+        assert error is not None and "called on it" in str(error)
+        assert running.cancel() == JobStatus.CANCELLED  # from here the manager still answers
+        manager.costs.wait_prepared(10)  # its late pricing is written too, before the ledger closes
+        manager.recorder.flush(10)
+    finally:
+        manager.close()
+        ledger.close()

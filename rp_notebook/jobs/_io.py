@@ -23,9 +23,18 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-__all__ = ["IOLoop"]
+__all__ = ["IOLoop", "refuse_waits_in_this_thread"]
 
 T = TypeVar("T")
+
+_thread_marks = threading.local()
+
+
+def refuse_waits_in_this_thread() -> None:
+    """Mark the calling thread as one where jobs change state besides the loop's own (the ledger's
+    writer resolves ended jobs): `run_and_wait` is refused there too, as a subscriber that waited
+    for the loop could wait for this very thread."""
+    _thread_marks.refuses_waits = True
 
 
 class IOLoop:
@@ -60,7 +69,7 @@ class IOLoop:
 
     def run_and_wait(self, coroutine: Coroutine[Any, Any, T], what: str) -> T:
         """`run(coroutine).result()`, refused on the loop's own thread, where it would wait forever."""
-        if self.in_loop_thread():
+        if self.in_loop_thread() or getattr(_thread_marks, "refuses_waits", False):
             coroutine.close()
             raise RuntimeError(
                 f"{what} waits for the job manager's thread and was called on it (from a job's "

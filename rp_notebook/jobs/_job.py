@@ -13,9 +13,11 @@ display and the streaming player in `rp_notebook.views`, the ledger in `_recorde
     job.cancel() / retry()     ask Runpod, through the manager (`JobControl`)
     job.subscribe(fn)          fn(JobUpdate) after every change, on the manager's thread
 
-Subscribers run on the manager's event-loop thread: they must be quick and must not block (a
-view sets widget traits or queues a re-render); an exception in one is logged and does not stop
-the others or the job.
+Subscribers run on the manager's threads: its event loop for every change but the end, and the
+ledger's writer for the end (it resolves the job the moment the end is written). They must be
+quick and must not block (a view sets widget traits or queues a re-render); calls that wait for
+the manager (`cancel`, `retry`, `refresh`) are refused there. An exception in one is logged and
+does not stop the others or the job.
 """
 
 from __future__ import annotations

@@ -536,8 +536,12 @@ class JobManager:
     async def _give_up(self, job: Job, why: str, cause: BaseException) -> None:
         """The job cannot be followed any more (Runpod forgot it, the key was refused, a bug)."""
         error = lost_error(job, why, cause)
-        await self.recorder.ended(job, status=JobStatus.UNKNOWN, error=str(error))
-        job.finish(error=error, status=JobStatus.UNKNOWN)
+        await self.recorder.ended(
+            job,
+            status=JobStatus.UNKNOWN,
+            error=str(error),
+            then=lambda: job.finish(error=error, status=JobStatus.UNKNOWN),
+        )
 
     async def _end(self, job: Job, body: dict[str, Any]) -> None:
         """A final body: decode it (in a thread: it may download files), save it, then resolve."""
@@ -554,12 +558,24 @@ class JobManager:
                 error = exc
         else:
             error = end_error(job, body)
-        if not job.done():  # priced and saved before anyone can see it: a kernel that dies now has both
-            job.cost = self._price(job, body)
-            await self.recorder.ended(
-                job, status=status, result=result, error=None if error is None else str(error), body=body
-            )
-        job.finish(body, result=result, error=error)
+        if job.done():
+            return
+
+        def resolve() -> None:
+            job.finish(body, result=result, error=error)
+
+        # Priced and kept before anyone can see it: a kernel that dies now has both. The writer
+        # resolves the job the moment its end is written, not a round of this loop later (under
+        # load a round is tens of milliseconds); this waits for that, so callers see it done.
+        job.cost = self._price(job, body)
+        await self.recorder.ended(
+            job,
+            status=status,
+            result=result,
+            error=None if error is None else str(error),
+            body=body,
+            then=resolve,
+        )
 
     def _price(self, job: Job, body: dict[str, Any]) -> JobCost | None:
         """The job's cost estimate; None (and a log line) if pricing fails: a cost never costs a job.

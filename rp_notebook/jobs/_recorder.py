@@ -27,10 +27,10 @@ import threading
 import warnings
 from collections.abc import Callable
 from concurrent.futures import Future
-from pathlib import Path
 from typing import Any
 
 from ..costs import JobCost
+from ._io import refuse_waits_in_this_thread
 from ._job import Job, JobUpdate, seconds_of, worker_of
 from ._ledger import Ledger
 from ._saved import inline_output, remove_result, save_result
@@ -124,22 +124,26 @@ class JobRecorder:
         result: Any = None,
         error: str | None = None,
         body: dict[str, Any] | None = None,
+        then: Callable[[], None],
     ) -> None:
         """The end of a job (on the manager's loop): its result kept (if any) and its end recorded
-        with the final `body`'s times and worker and the job's cost, in one write of the writer.
-        Returns once that is written, or could not be (the job goes on either way).
+        with the final `body`'s times and worker and the job's cost, in one write of the writer;
+        then `then()` (the job's resolution), on the writer's thread as soon as that is written,
+        or could not be (the job goes on either way), or at once when nothing is recorded.
+        Returns after `then()` has run.
 
         One hand-over per job, and none of the loop's time: the writer keeps a JSON output in the
         ledger row and writes a media result's files itself (they are already encoded: a write of
         a few hundred kilobytes at most), in the same batch as the other jobs that ended with it."""
         if not self.enabled:
+            then()
             return
         job_id, endpoint_id, base_url = job.id, job.endpoint_id, job.base_url
         final = body if body is not None else job.body
         worker_id = worker_of(final)
         delay_s, execution_s = seconds_of(final, "delayTime"), seconds_of(final, "executionTime")
 
-        def write(ledger: Ledger) -> Path | None:
+        def write(ledger: Ledger) -> None:
             result_path = output = None
             why = error
             if result is not None:
@@ -147,6 +151,7 @@ class JobRecorder:
                     output = inline_output(result)
                     if output is None:
                         result_path = save_result(result, ledger.result_folder(job_id))
+                        job.saved_to = result_path  # before `then`: the job's views show where
                 except (OSError, TypeError, ValueError) as exc:
                     # The result is still in memory (job.result()); only the kept copy is missing.
                     log.warning(
@@ -167,13 +172,11 @@ class JobRecorder:
                 execution_s=execution_s,
                 cost=job.cost,  # read when written: a cost priced later (cost_known) may be newer
             )
-            return result_path
 
-        done: Future[Any] = Future()
+        done: Future[None] = Future()
+        done.add_done_callback(lambda _: _run_then(then, job_id))  # before the loop is woken below
         self._put(write, done)
-        saved_to = await asyncio.wrap_future(done)
-        if isinstance(saved_to, Path):
-            job.saved_to = saved_to
+        await asyncio.wrap_future(done)
 
     def cost_known(self, job: Job, cost: JobCost) -> None:
         """A cost estimated after the job's end was recorded (its endpoint's pools were read late)."""
@@ -190,6 +193,10 @@ class JobRecorder:
         """Wait until everything queued so far is written (tests; a clean shutdown)."""
         if not self.enabled:
             return
+        if threading.current_thread() is self._writer:
+            raise RuntimeError(
+                "flush() waits for the ledger's writer and was called on it (from a subscriber)"
+            )
         done: Future[None] = Future()
         self._put(lambda ledger: None, done)
         done.result(timeout)
@@ -216,6 +223,7 @@ class JobRecorder:
                 self._writer.start()
 
     def _write_forever(self) -> None:
+        refuse_waits_in_this_thread()  # jobs end here (`then`): their subscribers must not wait
         while True:
             batch = [self._queue.get()]
             while True:
@@ -252,3 +260,10 @@ class JobRecorder:
                 RuntimeWarning,
                 stacklevel=2,
             )
+
+
+def _run_then(then: Callable[[], None], job_id: str) -> None:
+    try:
+        then()
+    except Exception:  # a bug must not stop the writer
+        log.exception("job %s: resolving it after its end was recorded failed", job_id)
