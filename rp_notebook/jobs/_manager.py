@@ -30,9 +30,10 @@ How a job is followed (sized for thousands in flight):
 
 Nothing paid for is lost (`_ledger`, `_recorder`): every job is written to the user's job ledger
 when its `run` is answered, each status change is recorded, and a result is kept (a JSON output in
-the ledger row, media in the results folder: `_saved`) before `job.result()` sees it. After a kernel restart, `recover()` follows the jobs the
-ledger still has in flight on this API, and `resume(job_id)` gives one job back: from its saved
-result if it ended, else by following it on Runpod.
+the ledger row, media in the results folder: `_saved`) before `job.result()` sees it. After a
+kernel restart, `recover()` follows the jobs the ledger still has in flight on this API, and
+`resume(job_id)` gives one job back: from its saved result if it ended, else by following it on
+Runpod.
 """
 
 from __future__ import annotations
