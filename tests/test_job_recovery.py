@@ -54,19 +54,24 @@ def test_a_json_output_over_the_inline_limit_is_saved_to_a_folder(manager, ledge
     assert load_saved(entry.result_path, entry.output) == output == load_result(entry.result_path)
 
 
-def test_a_retried_job_forgets_the_result_kept_from_its_first_run(ledger):
-    ledger.record_submitted(
-        job_id="r-1", endpoint_id="ep", base_url="http://x/v2", model=None, status="IN_QUEUE", parameters={}
-    )
-    ledger.record_status(
-        job_id="r-1", endpoint_id="ep", base_url="http://x/v2", status="COMPLETED", ended=True, output="[1]"
-    )
-    assert ledger.find("r-1")[0].has_result
-    ledger.record_submitted(
-        job_id="r-1", endpoint_id="ep", base_url="http://x/v2", model=None, status="IN_QUEUE", parameters={}
-    )
-    (entry,) = ledger.find("r-1")
-    assert not entry.ended and not entry.has_result
+def test_a_retried_job_forgets_the_result_kept_from_its_first_run_and_an_attached_one_keeps_it(ledger):
+    job = {"endpoint_id": "ep", "base_url": "http://x/v2", "model": None, "parameters": {}}
+    for job_id in ("retried", "attached"):
+        ledger.record_submitted(job_id=job_id, status="IN_QUEUE", **job)
+        ledger.record_status(
+            job_id=job_id,
+            endpoint_id="ep",
+            base_url="http://x/v2",
+            status="COMPLETED",
+            ended=True,
+            output="[1]",
+        )
+    ledger.record_submitted(job_id="retried", status="IN_QUEUE", retried=True, **job)
+    ledger.record_submitted(job_id="attached", status="IN_QUEUE", **job)  # followed again from elsewhere
+    (retried,) = ledger.find("retried")
+    assert not retried.ended and not retried.has_result
+    (attached,) = ledger.find("attached")
+    assert attached.output == "[1]"
 
 
 def test_speech_and_layers_are_saved_as_files_and_load_back_as_the_same_results(use_local, ledger, tmp_path):

@@ -205,15 +205,19 @@ class Ledger:
         parameters: Mapping[str, Any],
         submitted_at: float | None = None,
         notebook: str | None = None,
+        retried: bool = False,
     ) -> None:
+        """A job Runpod accepted (again, for one attached or retried). retried: it runs again, so the
+        result kept from its first run is forgotten; an attached job keeps what the ledger has."""
         now = time.time()
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO jobs (job_id, endpoint_id, base_url, model, status, submitted_at, updated_at,"
                 " parameters, notebook) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (base_url, endpoint_id, job_id) DO UPDATE SET status = excluded.status,"
-                " updated_at = excluded.updated_at, ended_at = NULL, error = NULL, result_path = NULL,"
-                " output = NULL",
+                " updated_at = excluded.updated_at, ended_at = NULL, error = NULL,"
+                " result_path = CASE WHEN ? THEN NULL ELSE result_path END,"
+                " output = CASE WHEN ? THEN NULL ELSE output END",
                 (
                     job_id,
                     endpoint_id,
@@ -224,6 +228,8 @@ class Ledger:
                     now,
                     json.dumps(safe_parameters(parameters)),
                     notebook,
+                    retried,
+                    retried,
                 ),
             )
 

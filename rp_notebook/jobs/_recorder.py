@@ -111,6 +111,7 @@ class JobRecorder:
                 parameters=parameters,
                 submitted_at=submitted_at,
                 notebook=notebook,
+                retried=retried,
             )
 
         self._put(write)
