@@ -417,6 +417,27 @@ def test_jobs_panel_lists_a_running_job_and_its_cancel_button_cancels_it(use_loc
     assert row.cancel_button.disabled and not row.retry_button.disabled and not row.open_button.disabled
 
 
+def test_jobs_panel_lists_each_job_once_runpod_names_it_and_none_that_was_never_sent(use_local, opened):
+    manager = get_manager()
+    jobs = manager.submit_many("echo", [{"n": n} for n in range(12)], max_parallel=1)  # one by one
+    manager.cancel_many(jobs[8:])  # not sent yet: never will be
+    panel = JobsPanel()  # while most are still on their way: no id yet
+    opened(panel)
+
+    def settled() -> bool:
+        panel.refresh()  # as the ticker does, while the manager's thread names the jobs
+        return all(job.done() for job in jobs)
+
+    eventually(settled)
+    panel.refresh()
+    named = [job for job in jobs if job.id]
+    unsent = [job for job in jobs if not job.id]
+    assert unsent and all(job.status == "CANCELLED" for job in unsent)
+    assert "" not in panel.rows and {job.id for job in named} <= set(panel.rows)
+    assert all(panel.rows[job.id].job is job for job in named)
+    assert not {id(row.job) for row in panel.rows.values()} & {id(job) for job in unsent}
+
+
 def test_jobs_panel_retry_sends_a_cancelled_jobs_input_again_as_a_new_listed_job(use_local, release, opened):
     job = get_manager().submit("echo", {"wait_for_file": str(release)})
     panel = JobsPanel()

@@ -180,17 +180,24 @@ class JobsPanel(KeptAsOneLine, widgets.VBox):  # type: ignore[misc]  # ipywidget
         """Bring the table up to date with the manager's jobs (the ticker calls this every second)."""
         jobs = self._jobs_manager.jobs()
         with self._lock:
+            listed: list[str] = []
             for job in jobs:
-                row = self.rows.get(job.id)
+                # Read once: the manager's thread names a job while this runs. One still on its
+                # way has no row until Runpod names it.
+                key = job.id
+                if not key:
+                    continue
+                listed.append(key)
+                row = self.rows.get(key)
                 if row is None:
-                    self.rows[job.id] = _JobRow(job, self)
+                    self.rows[key] = _JobRow(job, self)
                     self._follow(job)
                 else:
                     row.update()
-            shown = list(reversed(jobs))[: self.max_rows]
-            children: list[widgets.Widget] = [self._header, *(self.rows[job.id].box for job in shown)]
-            if len(jobs) > len(shown):
-                children.append(widgets.HTML(note_html(f"and {len(jobs) - len(shown)} older jobs")))
+            shown = list(reversed(listed))[: self.max_rows]
+            children: list[widgets.Widget] = [self._header, *(self.rows[key].box for key in shown)]
+            if len(listed) > len(shown):
+                children.append(widgets.HTML(note_html(f"and {len(listed) - len(shown)} older jobs")))
             if tuple(children) != self.table.children:
                 self.table.children = tuple(children)
             self.summary.value = _summary(jobs)
