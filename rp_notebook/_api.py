@@ -1,30 +1,26 @@
 """The Python API behind the magics, the panels and the CLI: validate, submit, follow.
 
-Validation happens here, before any request, with the model's own field definitions, so bad input
-costs no GPU time and the message names the field and what it allows.
+Every input is checked before any request (`_inputs.prepare_input`, with the model's own field
+definitions), so bad input costs no GPU time and the message names the field and what it allows.
 """
 
 from __future__ import annotations
 
 import atexit
-import base64
 import errno
-import io
-import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import config
+from ._inputs import MAX_IMAGE_URL_BYTES, prepare_input
 from ._spend import check_budget
 from .config import Settings, check_endpoint_id, configure, current_settings
 from .costs import PriceTable, use_prices
 from .errors import ConfigurationError, InputError, NotFoundError
 from .jobs import Batch, BatchInputError, Job, RunOptions, get_manager
-from .models import LAYERS, MODELS, ModelSpec
-from .models._media import image_size, media_bytes, probe_url
-from .models.layers import check_image_size
+from .models import MODELS, ModelSpec
 
 if TYPE_CHECKING:
     from .local import LocalEndpoint
@@ -48,30 +44,6 @@ BATCH_PARALLEL = 32
 
 #: Role -> endpoint id on the local endpoint (`rp-notebook local up`).
 LOCAL_ENDPOINTS = {"tts": "local-tts", "layers": "local-layers"}
-#: An image given as a URL is sent as the URL, and the worker downloads it with this cap (its
-#: MAX_IMAGE_DOWNLOAD_BYTES, workers/qwen_image_layered/layers_images.py); the job API's body limits
-#: (10 MB /run, 20 MB /runsync) apply to the few bytes of the URL only. Checked before submitting.
-MAX_IMAGE_URL_BYTES = 64_000_000
-
-
-def prepare_input(spec: ModelSpec, values: dict[str, Any]) -> dict[str, Any]:
-    """Validated input for `spec`.
-
-    Media fields may be given as a file path, bytes or a PIL image: they become base64 first. An
-    image is also opened (header only) to refuse a non-image or an oversized picture here, before
-    it is uploaded, with the same limit the worker applies.
-    """
-    prepared = dict(values)
-    for field in spec.fields:
-        if field.media and prepared.get(field.name) is not None:
-            prepared[field.name] = _media_value(field.name, prepared[field.name])
-    clean = spec.validate(prepared)
-    if spec is LAYERS:
-        if clean["image"].startswith(("http://", "https://")):
-            _check_image_url(clean["image"])
-        else:
-            _check_image(clean["image"])
-    return clean
 
 
 def submit(
@@ -199,7 +171,7 @@ def _target(model: str, endpoint: str | None) -> tuple[Settings, str]:
 
 def _local_hint() -> str:
     """How to start the local endpoint, as the reader would (the magics: `%runpod local start`)."""
-    return config._local_hint
+    return config.local_hint()
 
 
 def check_endpoint(endpoint_id: str, *, settings: Settings | None = None) -> dict[str, Any] | None:
@@ -289,8 +261,7 @@ def start_local(*, port: int = 0, prices: PriceTable | None = None) -> LocalEndp
         "endpoint_base_url": server.job_api_url,
         "api_base_url": server.management_url,
     }
-    with config._lock:
-        overrides, sources = config._overrides, config._override_sources
+    with config.editing_overrides() as (overrides, sources):
         _replaced = _Replaced(
             values={key: overrides[key] for key in _SWAPPED if key in overrides},
             sources={key: sources[key] for key in _SWAPPED if key in sources},
@@ -327,8 +298,7 @@ def stop_local() -> None:
     use_prices(_prices_before)
     if replaced is None:
         return
-    with config._lock:
-        overrides, sources = config._overrides, config._override_sources
+    with config.editing_overrides() as (overrides, sources):
         for key in _SWAPPED:
             if key in overrides and overrides[key] != replaced.local[key]:
                 continue  # set again while the local endpoint ran: the user's, kept
@@ -361,93 +331,3 @@ def _spec(model: str) -> ModelSpec:
         return MODELS[model]
     except KeyError:
         raise InputError("model", f"unknown model {model!r}; known: {', '.join(MODELS)}") from None
-
-
-def _media_value(name: str, value: Any) -> Any:
-    if hasattr(value, "save") and hasattr(value, "mode") and hasattr(value, "size"):  # a PIL image
-        if name == "image":
-            check_image_size(*value.size)  # before spending time encoding a picture that is refused
-        buffer = io.BytesIO()
-        value.save(buffer, format="PNG")
-        return base64.b64encode(buffer.getvalue()).decode()
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(value)).decode()
-    if isinstance(value, Path) or (
-        isinstance(value, str)
-        and not value.startswith(("http://", "https://", "data:"))
-        and len(value) < 4096
-        and _looks_like_path(value)
-    ):
-        path = Path(value).expanduser()
-        if not path.is_file():
-            raise InputError(name, f"no such file: {path}")
-        return base64.b64encode(path.read_bytes()).decode()
-    return value
-
-
-def _no_fetch(url: str) -> bytes:
-    raise AssertionError("URLs are checked by _check_image_url")
-
-
-def _check_image(data: str) -> None:
-    raw = media_bytes(data, field="image", fetch=_no_fetch)
-    size = _picture_size(raw)
-    if size is None:
-        raise InputError("image", "is not a picture Pillow can read (PNG, JPEG, WebP, ...)")
-    check_image_size(*size)
-
-
-def _check_image_url(url: str) -> None:
-    """Refuse an image URL the worker could not use, before the job is sent: unreachable, an HTTP
-    error, over MAX_IMAGE_URL_BYTES, not a picture, or over the pixel limit. Reads its first bytes only.
-
-    A picture is told by its first bytes (a header Pillow reads) or, where they do not settle it
-    (a JPEG whose metadata runs past them), by an image/* content type; the worker has the last word.
-    """
-    probe = probe_url(url, field="image", max_bytes=MAX_IMAGE_URL_BYTES)
-    size = image_size(probe.head) or _picture_size(probe.head)
-    if size is not None:
-        check_image_size(*size)
-        return
-    looks_like_text = probe.head.lstrip()[:1] in (b"<", b"{", b"[")
-    if (
-        probe.content_type.startswith("image/")
-        and probe.content_type != "image/svg+xml"
-        and not looks_like_text
-    ):
-        return
-    seen = f"its content type is {probe.content_type}" if probe.content_type else "it has no content type"
-    raise InputError(
-        "image",
-        f"{probe.shown} is not an image: {seen}, and its first bytes are not a picture Pillow can read "
-        "(PNG, JPEG, WebP, ...)",
-    )
-
-
-def _picture_size(raw: bytes) -> tuple[int, int] | None:
-    """(width, height) from a picture's header, read by Pillow; None when Pillow cannot identify it."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with warnings.catch_warnings():
-            # The size is checked by the caller with a clear message; Pillow's bomb warning would only add noise.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(raw)) as image:  # reads the header only
-                width, height = image.size
-                return width, height
-    except Image.DecompressionBombError:
-        raise InputError(
-            "image", "is far over the pixel limit (Pillow refused it as a decompression bomb)"
-        ) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        return None
-
-
-def _looks_like_path(value: str) -> bool:
-    # base64 never contains a dot, so "voice.wav" is a path; "/" alone proves nothing (base64 uses it).
-    if "." in value:
-        return True
-    try:
-        return Path(value).expanduser().is_file()
-    except OSError:  # e.g. a base64 clip longer than a file name may be
-        return False

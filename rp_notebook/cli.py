@@ -68,8 +68,7 @@ class Parser(argparse.ArgumentParser):
 
 
 def main(argv: list[str] | None = None) -> int:
-    previous_hint = config._local_hint
-    config.use_local_hint("--local")  # messages such as "No Runpod API key" name --local
+    previous_hint = config.use_local_hint("--local")  # messages such as "No Runpod API key" name --local
     try:
         return _main(list(sys.argv[1:] if argv is None else argv))
     except SystemExit as exc:  # --help and --version; main returns, so that tests can call it

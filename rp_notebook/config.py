@@ -30,7 +30,8 @@ import re
 import tempfile
 import threading
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,8 @@ __all__ = [
     "check_endpoint_id",
     "configure",
     "current_settings",
+    "editing_overrides",
+    "local_hint",
     "login",
     "remember_endpoint",
     "reset_configuration",
@@ -137,14 +140,21 @@ class Settings:
 _local_hint = "rp_notebook.start_local()"
 
 
-def use_local_hint(text: str) -> None:
-    """Name the way to start the local endpoint in messages such as "No Runpod API key. ...".
+def use_local_hint(text: str) -> str:
+    """Name the way to start the local endpoint in messages such as "No Runpod API key. ...";
+    returns the one used before (to put back).
 
     The default, "rp_notebook.start_local()", suits Python; the magics say "%runpod local start",
     the CLI "--local" (an option: the message then reads "add --local to run on the local endpoint").
     """
     global _local_hint
-    _local_hint = text
+    previous, _local_hint = _local_hint, text
+    return previous
+
+
+def local_hint() -> str:
+    """How messages name the way to start the local endpoint (`use_local_hint`)."""
+    return _local_hint
 
 
 def _try_local() -> str:
@@ -186,6 +196,16 @@ def configure(
         if endpoints is not None:
             _overrides["endpoints"] = {**_overrides.get("endpoints", {}), **endpoints}
     return current_settings()
+
+
+@contextmanager
+def editing_overrides() -> Iterator[tuple[dict[str, Any], dict[str, str]]]:
+    """This process's overrides, `(values, sources)`, locked while the block runs: for a caller that
+    swaps several settings at once and puts them back later (`start_local` / `stop_local`), where
+    `configure()` one at a time could be read half-done. Keep the block short: every
+    `current_settings()` waits for it."""
+    with _lock:
+        yield _overrides, _override_sources
 
 
 def reset_configuration() -> None:

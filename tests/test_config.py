@@ -4,7 +4,15 @@ import pickle
 
 import pytest
 
-from rp_notebook.config import Secret, configure, current_settings, reset_configuration
+from rp_notebook.config import (
+    Secret,
+    configure,
+    current_settings,
+    editing_overrides,
+    local_hint,
+    reset_configuration,
+    use_local_hint,
+)
 from rp_notebook.errors import ConfigurationError, InputError
 
 KEY = "fake_TESTKEY_0123456789abcdefghij"
@@ -81,3 +89,24 @@ def test_a_malformed_endpoint_id_from_the_environment_is_refused_naming_the_vari
     with pytest.raises(InputError, match="not an endpoint id") as caught:
         current_settings().endpoint_for("tts")
     assert caught.value.field == "RP_NOTEBOOK_TTS_ENDPOINT"
+
+
+def test_use_local_hint_names_the_way_to_start_in_messages_and_gives_back_the_one_it_replaced(clean_env):
+    before = use_local_hint("--local")
+    try:
+        assert local_hint() == "--local"
+        with pytest.raises(ConfigurationError, match="add --local to run on the local endpoint"):
+            current_settings(cwd=clean_env, home=clean_env).require_key()
+    finally:
+        assert use_local_hint(before) == "--local"
+    assert local_hint() == before == "rp_notebook.start_local()"
+
+
+def test_editing_overrides_changes_what_current_settings_reads_and_a_reset_forgets_it(clean_env):
+    with editing_overrides() as (values, sources):
+        values["api_key"] = Secret(KEY)
+        sources["api_key"] = "login"
+    assert current_settings(cwd=clean_env, home=clean_env).api_key == Secret(KEY)
+    reset_configuration()
+    with editing_overrides() as (values, sources):
+        assert values == {} and sources == {}

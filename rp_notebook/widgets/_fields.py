@@ -31,7 +31,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from .. import _api
+from .._inputs import check_image, encode_media
 from ..errors import InputError
 from ..models import Field, ModelSpec
 from ._common import align_labels, field_message_html
@@ -104,16 +104,16 @@ def media_problem(spec: ModelSpec, name: str, value: Any) -> InputError | None:
     """What the client's checks before a submit say of one media input: None when it is fine.
 
     `value` is what a panel would submit (bytes of an upload, a file path, an http(s) URL). It is
-    encoded as `rp_notebook._api.prepare_input` encodes it and run through the field's check (format
+    encoded as `rp_notebook._inputs.prepare_input` encodes it and run through the field's check (format
     and size from the first bytes); a picture is also opened (header only), as before an upload.
     """
     if value is None:
         return InputError(name, f"is required ({spec[name].allowed()})") if spec[name].required else None
     try:
-        encoded = _api._media_value(name, value)
+        encoded = encode_media(name, value)
         spec[name].coerce(encoded)
         if name == "image" and isinstance(encoded, str) and not encoded.startswith(("http://", "https://")):
-            _api._check_image(encoded)
+            check_image(encoded)
     except InputError as exc:
         return exc
     return None
