@@ -17,16 +17,27 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
-from .models import LAYERS, ModelSpec
-from .models._media import image_size, media_bytes, probe_url
+from .models import LAYERS, TTS, ModelSpec
+from .models._media import UrlProbe, audio_format, image_size, media_bytes, probe_url
 from .models.layers import check_image_size
 
-__all__ = ["MAX_IMAGE_URL_BYTES", "check_image", "check_image_url", "encode_media", "prepare_input"]
+__all__ = [
+    "MAX_IMAGE_URL_BYTES",
+    "MAX_VOICE_URL_BYTES",
+    "check_image",
+    "check_image_url",
+    "check_voice_url",
+    "encode_media",
+    "prepare_input",
+]
 
 #: An image given as a URL is sent as the URL, and the worker downloads it with this cap (its
 #: MAX_IMAGE_DOWNLOAD_BYTES, workers/qwen_image_layered/layers_images.py); the job API's body limits
 #: (10 MB /run, 20 MB /runsync) apply to the few bytes of the URL only. Checked before submitting.
 MAX_IMAGE_URL_BYTES = 64_000_000
+#: A voice clip given as a URL, likewise: the TTS worker's MAX_VOICE_DOWNLOAD_BYTES
+#: (workers/chatterbox_tts/tts_audio.py).
+MAX_VOICE_URL_BYTES = 20_000_000
 
 
 def prepare_input(spec: ModelSpec, values: dict[str, Any]) -> dict[str, Any]:
@@ -34,7 +45,9 @@ def prepare_input(spec: ModelSpec, values: dict[str, Any]) -> dict[str, Any]:
 
     Media fields may be given as a file path, bytes or a PIL image: they become base64 first. An
     image is also opened (header only) to refuse a non-image or an oversized picture here, before
-    it is uploaded, with the same limit the worker applies.
+    it is uploaded, with the same limit the worker applies. A media URL (an image, a voice clip)
+    is probed, its first bytes only: a job that would start a GPU worker only to fail on its
+    download is refused here.
     """
     prepared = dict(values)
     for field in spec.fields:
@@ -46,6 +59,9 @@ def prepare_input(spec: ModelSpec, values: dict[str, Any]) -> dict[str, Any]:
             check_image_url(clean["image"])
         else:
             check_image(clean["image"])
+    voice = clean.get("voice") if spec is TTS else None
+    if isinstance(voice, str) and voice.startswith(("http://", "https://")):
+        check_voice_url(voice)
     return clean
 
 
@@ -99,19 +115,34 @@ def check_image_url(url: str) -> None:
     if size is not None:
         check_image_size(*size)
         return
+    if probe.content_type == "image/svg+xml":  # a text format Pillow does not read
+        raise _not_a(probe, "image", "an image", "a picture Pillow can read (PNG, JPEG, WebP, ...)")
+    _typed_as(probe, "image", "an image", "a picture Pillow can read (PNG, JPEG, WebP, ...)")
+
+
+def check_voice_url(url: str) -> None:
+    """Refuse a voice clip URL the TTS worker could not use, before the job is sent: unreachable, an
+    HTTP error, over MAX_VOICE_URL_BYTES, or not audio. Reads its first bytes only.
+
+    A clip is told by its first bytes (a WAV, FLAC, OGG or MP3 header) or, where they do not settle
+    it, by an audio/* content type; the worker's decoder has the last word."""
+    probe = probe_url(url, field="voice", max_bytes=MAX_VOICE_URL_BYTES)
+    if audio_format(probe.head) is None:
+        _typed_as(probe, "voice", "an audio file", "WAV, FLAC, OGG or MP3")
+
+
+def _typed_as(probe: UrlProbe, field: str, kind: str, formats: str) -> None:
+    """Accept a file whose first bytes did not settle what it is when the server names its kind
+    (`image/...`, `audio/...`) and it does not start like text (an error page served as the file)."""
+    major = {"image": "image/", "voice": "audio/"}[field]
     looks_like_text = probe.head.lstrip()[:1] in (b"<", b"{", b"[")
-    if (
-        probe.content_type.startswith("image/")
-        and probe.content_type != "image/svg+xml"
-        and not looks_like_text
-    ):
-        return
+    if not probe.content_type.startswith(major) or looks_like_text:
+        raise _not_a(probe, field, kind, formats)
+
+
+def _not_a(probe: UrlProbe, field: str, kind: str, formats: str) -> InputError:
     seen = f"its content type is {probe.content_type}" if probe.content_type else "it has no content type"
-    raise InputError(
-        "image",
-        f"{probe.shown} is not an image: {seen}, and its first bytes are not a picture Pillow can read "
-        "(PNG, JPEG, WebP, ...)",
-    )
+    return InputError(field, f"{probe.shown} is not {kind}: {seen}, and its first bytes are not {formats}")
 
 
 def _picture_size(raw: bytes) -> tuple[int, int] | None:

@@ -14,13 +14,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
+from helpers import wav_bytes
 from IPython.core.error import UsageError
 from PIL import Image
 
 from rp_notebook import Job, LayersResult, _api
+from rp_notebook._inputs import MAX_VOICE_URL_BYTES, prepare_input
 from rp_notebook.config import configure, current_settings, login
 from rp_notebook.errors import ConfigurationError, InputError
-from rp_notebook.models import LAYERS
+from rp_notebook.models import LAYERS, TTS
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -280,6 +282,9 @@ def files() -> Iterator[str]:
         "/page.png": ("text/html", b"<!doctype html><title>Sign in</title>"),
         "/empty.png": ("image/png", b""),
         "/vast.png": ("image/png", png_header_claiming(8000, 8000)),
+        "/voice.wav": ("audio/wav", wav_bytes(0.1)),
+        "/voice-unsniffed.m4a": ("audio/mp4", b"\x00\x00\x00\x20ftypM4A " + bytes(64)),
+        "/voice-page.wav": ("audio/wav", b"<!doctype html><title>Sign in</title>"),
     }
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Files)
     server.daemon_threads = True
@@ -330,6 +335,44 @@ def test_an_unreachable_image_url_is_refused_naming_the_url(ip):
     url = f"http://127.0.0.1:{free_port()}/photo.png"
     with pytest.raises(InputError, match=rf"image: could not be downloaded from {url}: ConnectionError"):
         ip.run_line_magic("runpod", f"layers {url}")
+
+
+@pytest.mark.parametrize(
+    ("path", "words"),
+    [
+        ("/missing.wav", "could not be downloaded from {url}/missing.wav: HTTP 404"),
+        ("/pic.png", "{url}/pic.png is not an audio file: its content type is image/png"),
+        ("/voice-page.wav", "{url}/voice-page.wav is not an audio file: its content type is audio/wav"),
+        ("/empty.png", "{url}/empty.png is empty"),
+    ],
+)
+def test_a_voice_url_that_is_missing_or_not_audio_is_refused_before_the_job_is_sent(files, path, words):
+    configure(api_key=KEY, endpoint_base_url=NOWHERE, endpoints={"tts": "ep"})
+    with pytest.raises(InputError) as caught:
+        _api.tts("Hello.", voice=f"{files}{path}?X-Amz-Signature=secret")
+    assert caught.value.field == "voice"
+    assert words.format(url=files) in str(caught.value)
+    assert "secret" not in str(caught.value)  # a presigned URL's query is a credential
+
+
+@pytest.mark.parametrize("path", ["/voice.wav", "/voice-unsniffed.m4a"])
+def test_a_voice_url_of_audio_is_sent_as_the_url(files, path):
+    url = f"{files}{path}"
+    assert prepare_input(TTS, {"text": "Hello.", "voice": url})["voice"] == url
+
+
+def test_the_voice_url_size_limit_is_the_one_the_tts_worker_downloads_with(monkeypatch):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "workers" / "chatterbox_tts" / "tts_audio.py"
+    spec = importlib.util.spec_from_file_location("tts_audio_for_limit", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    assert module.MAX_VOICE_DOWNLOAD_BYTES == MAX_VOICE_URL_BYTES
 
 
 def test_a_png_url_is_checked_then_sent_as_the_url_and_the_worker_splits_it(ip, use_local, files):
