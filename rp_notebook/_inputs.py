@@ -3,9 +3,10 @@
 One path for the Python API, the magics, the panels and the CLI (`prepare_input`), so bad input
 costs no GPU time and the message names the field and what it allows. Media fields may be given as
 a file path, bytes or a PIL image (`encode_media`); a picture is opened (header only) to refuse a
-non-image or an oversized one before it is uploaded (`check_image`), and an image URL is probed
-(first bytes only) before the worker is asked to download it (`check_image_url`). The model's
-fields themselves (names, ranges, formats) are defined once, in `rp_notebook.models`.
+non-image or an oversized one before it is uploaded (`check_image`), and an image or voice clip
+URL is probed (first bytes only) before a worker is asked to download it (`check_image_url`,
+`check_voice_url`). The model's fields themselves (names, ranges, formats) are defined once, in
+`rp_notebook.models`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import base64
 import io
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +92,7 @@ def encode_media(name: str, value: Any) -> Any:
 
 
 def _no_fetch(url: str) -> bytes:
-    raise AssertionError("URLs are checked by _check_image_url")
+    raise AssertionError("URLs are checked by check_image_url")
 
 
 def check_image(data: str) -> None:
@@ -116,8 +118,8 @@ def check_image_url(url: str) -> None:
         check_image_size(*size)
         return
     if probe.content_type == "image/svg+xml":  # a text format Pillow does not read
-        raise _not_a(probe, "image", "an image", "a picture Pillow can read (PNG, JPEG, WebP, ...)")
-    _typed_as(probe, "image", "an image", "a picture Pillow can read (PNG, JPEG, WebP, ...)")
+        raise _not_a(probe, _IMAGE)
+    _typed_as(probe, _IMAGE)
 
 
 def check_voice_url(url: str) -> None:
@@ -128,21 +130,36 @@ def check_voice_url(url: str) -> None:
     it, by an audio/* content type; the worker's decoder has the last word."""
     probe = probe_url(url, field="voice", max_bytes=MAX_VOICE_URL_BYTES)
     if audio_format(probe.head) is None:
-        _typed_as(probe, "voice", "an audio file", "WAV, FLAC, OGG or MP3")
+        _typed_as(probe, _VOICE)
 
 
-def _typed_as(probe: UrlProbe, field: str, kind: str, formats: str) -> None:
+@dataclass(frozen=True)
+class _Kind:
+    """What a media URL must hold, as its messages name it."""
+
+    field: str
+    noun: str  # "an image"
+    media_type: str  # the Content-Type prefix that names it: "image/"
+    formats: str  # what its first bytes may be
+
+
+_IMAGE = _Kind("image", "an image", "image/", "a picture Pillow can read (PNG, JPEG, WebP, ...)")
+_VOICE = _Kind("voice", "an audio file", "audio/", "WAV, FLAC, OGG or MP3")
+
+
+def _typed_as(probe: UrlProbe, kind: _Kind) -> None:
     """Accept a file whose first bytes did not settle what it is when the server names its kind
-    (`image/...`, `audio/...`) and it does not start like text (an error page served as the file)."""
-    major = {"image": "image/", "voice": "audio/"}[field]
+    and it does not start like text (an error page served as the file)."""
     looks_like_text = probe.head.lstrip()[:1] in (b"<", b"{", b"[")
-    if not probe.content_type.startswith(major) or looks_like_text:
-        raise _not_a(probe, field, kind, formats)
+    if not probe.content_type.startswith(kind.media_type) or looks_like_text:
+        raise _not_a(probe, kind)
 
 
-def _not_a(probe: UrlProbe, field: str, kind: str, formats: str) -> InputError:
+def _not_a(probe: UrlProbe, kind: _Kind) -> InputError:
     seen = f"its content type is {probe.content_type}" if probe.content_type else "it has no content type"
-    return InputError(field, f"{probe.shown} is not {kind}: {seen}, and its first bytes are not {formats}")
+    return InputError(
+        kind.field, f"{probe.shown} is not {kind.noun}: {seen}, and its first bytes are not {kind.formats}"
+    )
 
 
 def _picture_size(raw: bytes) -> tuple[int, int] | None:
