@@ -138,3 +138,43 @@ def test_a_job_ends_on_the_ledgers_writer_and_a_callback_there_that_would_wait_i
     finally:
         manager.close()
         ledger.close()
+
+
+def test_a_refresh_that_sees_a_job_end_while_its_end_is_being_kept_waits_for_it_and_keeps_it_once(
+    server: LocalEndpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure(api_key=server.api_key, endpoint_base_url=server.job_api_url)
+    ledger = Ledger(tmp_path)
+    ends_kept: list[str] = []
+    keeping, go_on = threading.Event(), threading.Event()
+    record_status = ledger.record_status
+
+    def held_record_status(**fields: object) -> None:
+        if fields.get("ended"):
+            ends_kept.append(str(fields["job_id"]))
+            keeping.set()
+            assert go_on.wait(30)
+        record_status(**fields)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ledger, "record_status", held_record_status)
+    manager = JobManager(ledger=ledger)
+    try:
+        job = manager.submit("concurrent", {"i": 0, "n": 1, "step_ms": 0})
+        assert keeping.wait(30)  # its poll loop saw the end; the writer is keeping it
+        statuses_before = server.rate_limit_stats("concurrent").accepted.get("status", 0)
+        refreshed: list[JobStatus] = []
+        refresher = threading.Thread(target=lambda: refreshed.append(manager.refresh(job)))
+        refresher.start()
+        eventually(lambda: server.rate_limit_stats("concurrent").accepted.get("status", 0) > statuses_before)
+        refresher.join(0.5)
+        assert refresher.is_alive()  # it waits for the end being kept, rather than keeping its own
+        go_on.set()
+        refresher.join(30)
+        assert refreshed == [JobStatus.COMPLETED] and job.result(timeout=10) == {"i": 0}
+        manager.recorder.flush(10)
+        assert ends_kept == [job.id]
+        assert ledger.find(job.id)[0].ended
+    finally:
+        go_on.set()
+        manager.close()
+        ledger.close()

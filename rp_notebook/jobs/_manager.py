@@ -103,6 +103,9 @@ class _Followed:
     task: asyncio.Task[None] | None = None  # its poll loop, on the event loop
     #: Set while its run request is on its way (on the loop); a cancel then waits for the answer.
     sending: asyncio.Event | None = None
+    #: Its end, handed to the ledger's writer (done once the job is resolved): from then on the
+    #: job is neither followed nor ended again, whichever of poll, refresh or cancel saw it first.
+    ending: Future[None] | None = None
 
 
 class JobManager:
@@ -467,7 +470,7 @@ class JobManager:
 
     def _start_following(self, job: Job) -> None:
         followed = self._followed.get(job)
-        if followed is None or job.done() or self._closed:
+        if followed is None or job.done() or followed.ending is not None or self._closed:
             return
         if followed.task is None or followed.task.done():
             followed.task = asyncio.get_running_loop().create_task(self._follow(job, followed))
@@ -508,7 +511,7 @@ class JobManager:
                             wait_ms = WATCHED_LONG_POLL_MS if job.watched else self.long_poll_ms
                             body = await client.status_sync(job.endpoint_id, job.id, wait_ms=wait_ms)
                             if body.get("status") in TERMINAL_STATES:
-                                await self._end(job, body)
+                                await self._end(job, body, wait=False)
                                 return
                             job.apply(body)
                             if not client.status_sync_supported:  # plain polling: back off
@@ -518,7 +521,7 @@ class JobManager:
                                 delay = fallback_delay
                     failures = 0
                 except (NotFoundError, AuthenticationError) as exc:
-                    await self._give_up(job, f"can no longer be followed: {without_subject(exc, job)}", exc)
+                    self._give_up(job, f"can no longer be followed: {without_subject(exc, job)}", exc)
                     return
                 except RunpodError as exc:
                     failures += 1
@@ -529,23 +532,29 @@ class JobManager:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a bug must not leave the job hanging: it ends, carrying it
-            await self._give_up(job, f"internal error while following it: {exc!r}", exc)
+            self._give_up(job, f"internal error while following it: {exc!r}", exc)
         finally:
             if followed.task is asyncio.current_task():
                 followed.task = None
 
-    async def _give_up(self, job: Job, why: str, cause: BaseException) -> None:
+    def _give_up(self, job: Job, why: str, cause: BaseException) -> None:
         """The job cannot be followed any more (Runpod forgot it, the key was refused, a bug)."""
+        followed = self._followed[job]
+        if job.done() or followed.ending is not None:
+            return
         error = lost_error(job, why, cause)
-        await self.recorder.ended(
+        followed.ending = self.recorder.ended(
             job,
             status=JobStatus.UNKNOWN,
             error=str(error),
             then=lambda: job.finish(error=error, status=JobStatus.UNKNOWN),
         )
 
-    async def _end(self, job: Job, body: dict[str, Any]) -> None:
-        """A final body: decode it (in a thread: it may download files), save it, then resolve."""
+    async def _end(self, job: Job, body: dict[str, Any], *, wait: bool = True) -> None:
+        """A final body: decode it (in a thread: it may download files), save it, then resolve.
+
+        wait: return once the job is resolved, as refresh and cancel do (they report its final
+        status); the poll loop does not wait, which spares the loop a wake-up per job."""
         status = str(body.get("status"))
         result: Any = None
         error: RunpodError | None = None
@@ -559,24 +568,28 @@ class JobManager:
                 error = exc
         else:
             error = end_error(job, body)
+        followed = self._followed[job]
         if job.done():
             return
+        if followed.ending is None:  # the first end seen is the one kept
 
-        def resolve() -> None:
-            job.finish(body, result=result, error=error)
+            def resolve() -> None:
+                job.finish(body, result=result, error=error)
 
-        # Priced and kept before anyone can see it: a kernel that dies now has both. The writer
-        # resolves the job the moment its end is written, not a round of this loop later (under
-        # load a round is tens of milliseconds); this waits for that, so callers see it done.
-        job.cost = self._price(job, body)
-        await self.recorder.ended(
-            job,
-            status=status,
-            result=result,
-            error=None if error is None else str(error),
-            body=body,
-            then=resolve,
-        )
+            # Priced and kept before anyone can see it: a kernel that dies now has both. The writer
+            # resolves the job the moment its end is written, not a round of this loop later
+            # (under load a round is tens of milliseconds).
+            job.cost = self._price(job, body)
+            followed.ending = self.recorder.ended(
+                job,
+                status=status,
+                result=result,
+                error=None if error is None else str(error),
+                body=body,
+                then=resolve,
+            )
+        if wait:
+            await asyncio.wrap_future(followed.ending)
 
     def _price(self, job: Job, body: dict[str, Any]) -> JobCost | None:
         """The job's cost estimate; None (and a log line) if pricing fails: a cost never costs a job.

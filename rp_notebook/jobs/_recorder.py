@@ -9,8 +9,8 @@ submission is written before its end). A job's end is resolved by the writer too
 its record is committed (`ended`): handing it back to the manager's loop first cost a loop round,
 tens of milliseconds while 500 jobs end together.
 
-At a job's end the result is kept before the job resolves: the manager awaits `ended`, so a
-kernel that dies right after `job.result()` returned still has it on disk (`_saved`: a JSON output
+At a job's end the result is kept before the job resolves (the writer resolves it after the
+write), so a kernel that dies right after `job.result()` returned still has it on disk (`_saved`: a JSON output
 in the ledger row, media as files).
 
 The ledger must never cost a job: a ledger that cannot be opened or written (a read-only disk, a
@@ -20,7 +20,6 @@ still returned by `job.result()`, and the ledger records why its copy is missing
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import queue
@@ -118,7 +117,7 @@ class JobRecorder:
         if not retried:
             job.subscribe(self._on_update)
 
-    async def ended(
+    def ended(
         self,
         job: Job,
         *,
@@ -127,19 +126,22 @@ class JobRecorder:
         error: str | None = None,
         body: dict[str, Any] | None = None,
         then: Callable[[], None],
-    ) -> None:
+    ) -> Future[None]:
         """The end of a job (on the manager's loop): its result kept (if any) and its end recorded
         with the final `body`'s times and worker and the job's cost, in one write of the writer;
         then `then()` (the job's resolution), on the writer's thread as soon as that is written,
         or could not be (the job goes on either way), or at once when nothing is recorded.
-        Returns after `then()` has run.
+        Returns a Future done once `then()` has run: a caller that reports the job's final state
+        waits for it; the poll loop does not (a wake-up of the loop per job saved).
 
         One hand-over per job, and none of the loop's time: the writer keeps a JSON output in the
         ledger row and writes a media result's files itself (they are already encoded: a write of
         a few hundred kilobytes at most), in the same batch as the other jobs that ended with it."""
+        done: Future[None] = Future()
         if not self.enabled:
             then()
-            return
+            done.set_result(None)
+            return done
         job_id, endpoint_id, base_url = job.id, job.endpoint_id, job.base_url
         final = body if body is not None else job.body
         worker_id = worker_of(final)
@@ -175,10 +177,9 @@ class JobRecorder:
                 cost=job.cost,  # read when written: a cost priced later (cost_known) may be newer
             )
 
-        done: Future[None] = Future()
-        done.add_done_callback(lambda _: _run_then(then, job_id))  # before the loop is woken below
+        done.add_done_callback(lambda _: _run_then(then, job_id))  # before anyone waiting is woken
         self._put(write, done)
-        await asyncio.wrap_future(done)
+        return done
 
     def cost_known(self, job: Job, cost: JobCost) -> None:
         """A cost estimated after the job's end was recorded (its endpoint's pools were read late)."""
