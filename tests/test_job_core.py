@@ -171,6 +171,7 @@ def test_a_refresh_that_sees_a_job_end_while_its_end_is_being_kept_waits_for_it_
         go_on.set()
         refresher.join(30)
         assert refreshed == [JobStatus.COMPLETED] and job.result(timeout=10) == {"i": 0}
+        manager.costs.wait_prepared(10)  # its late pricing is written too, before the ledger closes
         manager.recorder.flush(10)
         assert ends_kept == [job.id]
         assert ledger.find(job.id)[0].ended
