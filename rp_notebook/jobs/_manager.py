@@ -644,6 +644,7 @@ class JobManager:
     async def _retry(self, job: Job) -> None:
         body = await self._aclient(self._settings_of(job)).retry(job.endpoint_id, job.id)
         job.restart(body)
+        self._followed[job].ending = None  # a new run: its end is a new one to keep
         self.recorder.submitted(job, retried=True)
         self._start_following(job)
 
