@@ -4,14 +4,17 @@ a Job whose every state is a JobStatus member, and ends resolved by the ledger's
 
 from __future__ import annotations
 
+import gc
 import itertools
 import threading
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from helpers import eventually
 
+import rp_notebook.client._http
 from rp_notebook.client import JobStatus
 from rp_notebook.config import configure
 from rp_notebook.errors import JobCancelledError
@@ -177,5 +180,34 @@ def test_a_refresh_that_sees_a_job_end_while_its_end_is_being_kept_waits_for_it_
         assert ledger.find(job.id)[0].ended
     finally:
         go_on.set()
+        manager.close()
+        ledger.close()
+
+
+def test_a_finished_jobs_raw_output_is_let_go_once_decoded_so_its_result_is_held_once(
+    server: LocalEndpoint, tmp_path: Path
+) -> None:
+    configure(api_key=server.api_key, endpoint_base_url=server.job_api_url)
+    ledger = Ledger(tmp_path)
+    manager = JobManager(ledger=ledger)
+    try:
+        manager.submit("gated", {"audio_kb": 1}, model="tts").result(timeout=60)  # imports, session
+        tracemalloc.start(8)  # deep enough to tell the client's answers from the local server's
+        try:
+            jobs = [manager.submit("gated", {"audio_kb": 512}, model="tts") for _ in range(4)]
+            results = [job.result(timeout=60) for job in jobs]
+            manager.recorder.flush(10)  # every end written: nothing of it is still on its way
+            gc.collect()
+            read_by_client = tracemalloc.Filter(True, rp_notebook.client._http.__file__, all_frames=True)
+            answers = tracemalloc.take_snapshot().filter_traces([read_by_client])
+            still_held = sum(stat.size for stat in answers.statistics("filename"))
+        finally:
+            tracemalloc.stop()
+        base64_received = sum(len(result.data) for result in results) * 4 // 3
+        # The status answers' JSON (the base64 audio) is what the decoded results were built from;
+        # held beside them, every audio result would cost its size twice and a third more.
+        assert still_held < 0.05 * base64_received, (still_held, base64_received)
+        assert all(job.output is None for job in jobs)
+    finally:
         manager.close()
         ledger.close()

@@ -322,10 +322,8 @@ class Job:
                 return
             previous = self.status
             if body is not None:
-                self.body = body
+                self.body = without_decoded_output(body, result)
                 self.status = _status_of(body, previous)
-                if result is not None and result is not body.get("output"):
-                    self.body = {k: v for k, v in body.items() if k != "output"}
             if status is not None:
                 self.status = status
             self.parts = [_without_audio(part) for part in self.parts]
@@ -400,6 +398,14 @@ def seconds_of(body: dict[str, Any], key: str) -> float | None:
 def worker_of(body: dict[str, Any]) -> str | None:
     worker = body.get("workerId")
     return worker if isinstance(worker, str) and worker else None
+
+
+def without_decoded_output(body: dict[str, Any], result: Any) -> dict[str, Any]:
+    """`body` less its raw `output` when `result` is an object decoded from it (base64 audio, say):
+    the result replaces it, so the two are not kept side by side."""
+    if result is None or result is body.get("output"):
+        return body
+    return {k: v for k, v in body.items() if k != "output"}
 
 
 def _status_of(body: dict[str, Any], default: JobStatus) -> JobStatus:

@@ -61,7 +61,7 @@ from ..errors import (
 )
 from ..results import decode_output
 from ._io import IOLoop
-from ._job import Job, seconds_of, worker_of
+from ._job import Job, seconds_of, without_decoded_output, worker_of
 from ._ledger import Ledger, LedgerEntry
 from ._outcomes import (
     end_error,
@@ -568,6 +568,9 @@ class JobManager:
                 error = exc
         else:
             error = end_error(job, body)
+        # Let the raw output go now, not once the writer has kept the end: under load the ends
+        # queue there, and 5,000 base64 answers beside their results doubled the memory.
+        body = without_decoded_output(body, result)
         followed = self._followed[job]
         if job.done():
             return

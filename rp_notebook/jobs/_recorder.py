@@ -177,7 +177,11 @@ class JobRecorder:
                 cost=job.cost,  # read when written: a cost priced later (cost_known) may be newer
             )
 
-        done.add_done_callback(lambda _: _run_then(then, job_id))  # before anyone waiting is woken
+        # A concurrent Future keeps its callbacks after running them, and the manager keeps `done`
+        # for the job's life: `then` is handed over once, or the final body it holds (the raw
+        # output, base64 audio and all) would be kept beside the decoded result.
+        pending = [then]
+        done.add_done_callback(lambda _: _run_then(pending.pop(), job_id))  # before waiters wake
         self._put(write, done)
         return done
 
