@@ -65,14 +65,13 @@ from ._job import Job, seconds_of, without_decoded_output, worker_of
 from ._ledger import Ledger, LedgerEntry
 from ._outcomes import (
     end_error,
-    known_status,
+    ended_job,
     lost_error,
     not_sent_error,
     submitted_or_error,
     without_subject,
 )
 from ._recorder import USER_LEDGER, JobRecorder
-from ._saved import load_saved
 
 log = logging.getLogger(__name__)
 
@@ -372,29 +371,8 @@ class JobManager:
                 submitted_at=entry.submitted_at,
                 input=dict(entry.parameters),
             )
-        job = Job(
-            entry.endpoint_id,
-            entry.job_id,
-            model=entry.model,
-            input=dict(entry.parameters),
-            status=known_status(entry.status),
-            base_url=entry.base_url,
-            submitted_at=entry.submitted_at,
-            control=self,
-        )
+        job = ended_job(entry, control=self)
         self._followed[job] = _Followed(on_its_api)
-        if entry.has_result:
-            try:
-                job.finish(result=load_saved(entry.result_path, entry.output))
-            except (OSError, ValueError, KeyError) as exc:
-                job.finish(error=lost_error(job, f"its saved result cannot be read: {exc}", exc))
-        elif entry.status in (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMED_OUT):
-            job.finish(error=end_error(job, {"status": entry.status, "error": entry.error}))
-        else:
-            job.finish(
-                error=lost_error(job, f"it ended {entry.status}: {entry.error or 'no result was saved'}")
-            )
-        job.ended_at = entry.ended_at
         self._remember(job)
         return job
 

@@ -1,5 +1,6 @@
 """What a job's end means for its caller: the error a final status body, a lost job or an unsent
-run stands for, each carrying the job's and endpoint's ids.
+run stands for, each carrying the job's and endpoint's ids; and a job that ended in an earlier
+session, given back from its ledger entry.
 
 Kept apart from the manager (`_manager`), which decides when a job has ended; this decides what
 the ending says.
@@ -11,10 +12,13 @@ from typing import Any
 
 from ..client import JobStatus
 from ..errors import JobCancelledError, JobFailedError, JobLostError, JobTimedOutError, RunpodError
-from ._job import Job
+from ._job import Job, JobControl
+from ._ledger import LedgerEntry
+from ._saved import load_saved
 
 __all__ = [
     "end_error",
+    "ended_job",
     "known_status",
     "lost_error",
     "not_sent_error",
@@ -86,3 +90,29 @@ def submitted_or_error(job: Job) -> Job | RunpodError:
         return job
     error = job.exception(timeout=0)
     return error if isinstance(error, RunpodError) else job
+
+
+def ended_job(entry: LedgerEntry, control: JobControl) -> Job:
+    """The Job of a ledger entry whose end was recorded: its saved result, or the error it ended
+    with (a JobLostError where the result was not saved or can no longer be read)."""
+    job = Job(
+        entry.endpoint_id,
+        entry.job_id,
+        model=entry.model,
+        input=dict(entry.parameters),
+        status=known_status(entry.status),
+        base_url=entry.base_url,
+        submitted_at=entry.submitted_at,
+        control=control,
+    )
+    if entry.has_result:
+        try:
+            job.finish(result=load_saved(entry.result_path, entry.output))
+        except (OSError, ValueError, KeyError) as exc:
+            job.finish(error=lost_error(job, f"its saved result cannot be read: {exc}", exc))
+    elif entry.status in (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.TIMED_OUT):
+        job.finish(error=end_error(job, {"status": entry.status, "error": entry.error}))
+    else:
+        job.finish(error=lost_error(job, f"it ended {entry.status}: {entry.error or 'no result was saved'}"))
+    job.ended_at = entry.ended_at
+    return job
