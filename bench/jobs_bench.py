@@ -524,7 +524,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--rp-parallel",
-        default="32",
+        default="64",
         help="rp_notebook runs, each with this many `run` requests in flight (submit_many's max_parallel)",
     )
     parser.add_argument("--max-polls", type=int, default=None, help="rp_notebook: long-polls per endpoint")

@@ -39,9 +39,6 @@ __all__ = [
     "tts_many",
 ]
 
-#: Runs in flight at once while a batch is submitted.
-BATCH_PARALLEL = 32
-
 #: Role -> endpoint id on the local endpoint (`rp-notebook local up`).
 LOCAL_ENDPOINTS = {"tts": "local-tts", "layers": "local-layers"}
 
@@ -98,14 +95,14 @@ def submit_many(
     inputs: Iterable[Mapping[str, Any]],
     *,
     endpoint: str | None = None,
-    max_parallel: int = BATCH_PARALLEL,
+    max_parallel: int | None = None,
     **common: Any,
 ) -> Batch:
     """One job per input (each a dict of fields, over the `common` ones); returns a Batch at once.
 
     Every input is validated first: if any is bad, BatchInputError lists them all by index and
-    nothing is sent. The Batch comes back at once; the `run` requests go out in the background, a
-    few at a time, from the job manager's thread.
+    nothing is sent. The Batch comes back at once; the `run` requests go out in the background,
+    `max_parallel` at a time (default: the manager's, 64), from the job manager's thread.
     """
     spec = _spec(model)
     items = list(inputs)
