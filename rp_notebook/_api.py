@@ -102,7 +102,7 @@ def submit_many(
 
     Every input is validated first: if any is bad, BatchInputError lists them all by index and
     nothing is sent. The Batch comes back at once; the `run` requests go out in the background,
-    `max_parallel` at a time (default: the manager's, 64), from the job manager's thread.
+    `max_parallel` at a time (default: the job manager's `SUBMIT_PARALLEL`), from its thread.
     """
     spec = _spec(model)
     items = list(inputs)

@@ -25,8 +25,8 @@ How a job is followed (sized for thousands in flight):
   knows (404) or a refused key ends the job with a JobLostError.
 - Every request goes through the request budget (client/_budget.py), so thousands of jobs never
   burst past the endpoint's rate or concurrency limits, and a 429 pauses every caller at once.
-- `submit_many` returns its jobs at once, SUBMITTING, and sends the runs from the loop, 64 in
-  flight at a time: a notebook cell that queues 500 jobs returns immediately.
+- `submit_many` returns its jobs at once, SUBMITTING, and sends the runs from the loop,
+  `SUBMIT_PARALLEL` in flight at a time: a notebook cell that queues 500 jobs returns immediately.
 
 Nothing paid for is lost (`_ledger`, `_recorder`): every job is written to the user's job ledger
 when its `run` is answered, each status change is recorded, and a result is kept (a JSON output in
