@@ -410,3 +410,50 @@ def test_a_job_never_waits_for_its_endpoints_pools_and_is_priced_once_they_are_r
     finally:
         release.set()
         manager.close()
+
+
+def test_a_job_ending_just_after_its_endpoint_was_found_unlisted_is_not_left_waiting_for_a_price(monkeypatch):
+    """The lookup's answer (None: the endpoint is not listed) is stored before its Future leaves
+    the lookups under way; a job ending in between used to wait for a price that never came, its
+    callback (and so its Job) kept for the session."""
+    import gc
+    import threading
+    import weakref
+
+    from rp_notebook.costs import CostEstimator
+
+    estimator = CostEstimator()
+    answered, forgotten = threading.Event(), threading.Event()
+    forget = estimator._forget_pending
+
+    def forget_late(key, future):  # the window between the answer and the lookup's end, held open
+        answered.set()
+        forgotten.wait(30)
+        forget(key, future)
+
+    monkeypatch.setattr(estimator, "_forget_pending", forget_late)
+    estimator.prepare("http://api", "ep1", lambda endpoint_id: None)
+    try:
+        assert answered.wait(30)
+        calls: list[JobCost] = []
+
+        def on_priced(cost: JobCost) -> None:
+            calls.append(cost)
+
+        ref = weakref.ref(on_priced)
+        cost = estimator.job_ended(
+            base_url="http://api",
+            endpoint_id="ep1",
+            worker_id="w1",
+            delay_s=0.0,
+            execution_s=1.0,
+            on_priced=on_priced,
+        )
+        assert cost.usd is None and "does not list this endpoint" in cost.basis  # final already
+        del on_priced
+        gc.collect()
+        assert ref() is None, "the job's pricing callback is still held, waiting for nothing"
+    finally:
+        forgotten.set()
+        estimator.close()
+    assert calls == []

@@ -4,6 +4,8 @@ a Job whose every state is a JobStatus member, and ends resolved by the ledger's
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import gc
 import itertools
 import threading
@@ -180,6 +182,37 @@ def test_a_refresh_that_sees_a_job_end_while_its_end_is_being_kept_waits_for_it_
         assert ledger.find(job.id)[0].ended
     finally:
         go_on.set()
+        manager.close()
+        ledger.close()
+
+
+def test_a_finished_job_leaves_no_future_or_event_of_its_end_behind_in_the_manager(
+    server: LocalEndpoint, tmp_path: Path
+) -> None:
+    """What the manager keeps for every job of a session is a few fields: the Future and Event that
+    carried a job's send and end are let go once they have done so (the Job's own Future stays)."""
+    configure(api_key=server.api_key, endpoint_base_url=server.job_api_url)
+    ledger = Ledger(tmp_path)
+    manager = JobManager(ledger=ledger)
+
+    def futures() -> int:  # the local server is asyncio: these are the client's
+        gc.collect()
+        return sum(isinstance(o, concurrent.futures.Future) for o in gc.get_objects())
+
+    try:
+        manager.submit("gated", {"audio_kb": 1}, model="tts").result(timeout=60)  # imports, session
+        manager.recorder.flush(10)
+        before = futures()
+        jobs = manager.submit_many("gated", [{"audio_kb": 1}] * 20, model="tts")
+        assert all(job.exception(timeout=60) is None for job in jobs)
+        manager.recorder.flush(10)
+        # At most each job's own (for result()); the batch's Futures are let go too.
+        assert futures() - before <= len(jobs), (before, futures())
+        kept = [value for followed in manager._followed.values() for value in vars(followed).values()]
+        assert not [
+            v for v in kept if isinstance(v, (asyncio.Event, concurrent.futures.Future, asyncio.Task))
+        ]
+    finally:
         manager.close()
         ledger.close()
 

@@ -277,7 +277,9 @@ class CostEstimator:
                 self._seen_workers.add((base_url, endpoint_id, worker_id))
             ended = _Ended(delay_s, execution_s, cold, on_priced or _ignore)
             rates = self._rates.get(key)
-            if rates is None and key in self._pending and on_priced is not None:
+            # Looked up already (a None answer too): waiting now would wait for ever, as the
+            # lookup's end may be seen here before its Future leaves `_pending`.
+            if key not in self._rates and key in self._pending and on_priced is not None:
                 self._waiting.setdefault(key, []).append(ended)
             why = self._why.get(key, "the endpoint's GPU pools were not read yet")
         return ended.estimate(rates, why)

@@ -103,11 +103,13 @@ class _Followed:
 
     settings: Settings  # the API and key it was submitted with
     task: asyncio.Task[None] | None = None  # its poll loop, on the event loop
-    #: Set while its run request is on its way (on the loop); a cancel then waits for the answer.
+    #: Only while its run request is on its way (on the loop): a cancel then waits for the answer.
     sending: asyncio.Event | None = None
-    #: Its end, handed to the ledger's writer (done once the job is resolved): from then on the
-    #: job is neither followed nor ended again, whichever of poll, refresh or cancel saw it first.
-    ending: Future[None] | None = None
+    sent: bool = False  # its run was answered, or failed
+    #: Its end was handed to the ledger's writer (which resolves the job): from then on the job
+    #: is neither followed nor ended again, whichever of poll, refresh or cancel saw it first.
+    #: Flags, not an Event and a Future: this is kept for every job of the session.
+    ended: bool = False
 
 
 class JobManager:
@@ -432,7 +434,7 @@ class JobManager:
         if job.done():  # cancelled before this run went out: nothing is sent
             return
         client = self._aclient(settings)
-        followed.sending = asyncio.Event()
+        sending = followed.sending = asyncio.Event()
         try:
             body = await client.run(job.endpoint_id, job.input, **options)
         except Exception as exc:  # noqa: BLE001 - a bug must not leave the job SUBMITTING for ever
@@ -443,7 +445,8 @@ class JobManager:
                 raise error from None
             return
         finally:
-            followed.sending.set()
+            followed.sent, followed.sending = True, None
+            sending.set()
         self._remember(job, str(body["id"]))
         job.submitted(str(body["id"]), body)
         self.recorder.submitted(job)
@@ -452,7 +455,7 @@ class JobManager:
 
     def _start_following(self, job: Job) -> None:
         followed = self._followed.get(job)
-        if followed is None or job.done() or followed.ending is not None or self._closed:
+        if followed is None or job.done() or followed.ended or self._closed:
             return
         if followed.task is None or followed.task.done():
             followed.task = asyncio.get_running_loop().create_task(self._follow(job, followed))
@@ -522,10 +525,11 @@ class JobManager:
     def _give_up(self, job: Job, why: str, cause: BaseException) -> None:
         """The job cannot be followed any more (Runpod forgot it, the key was refused, a bug)."""
         followed = self._followed[job]
-        if job.done() or followed.ending is not None:
+        if job.done() or followed.ended:
             return
         error = lost_error(job, why, cause)
-        followed.ending = self.recorder.ended(
+        followed.ended = True
+        self.recorder.ended(
             job,
             status=JobStatus.UNKNOWN,
             error=str(error),
@@ -556,7 +560,7 @@ class JobManager:
         followed = self._followed[job]
         if job.done():
             return
-        if followed.ending is None:  # the first end seen is the one kept
+        if not followed.ended:  # the first end seen is the one kept
 
             def resolve() -> None:
                 job.finish(body, result=result, error=error)
@@ -565,7 +569,8 @@ class JobManager:
             # resolves the job the moment its end is written, not a round of this loop later
             # (under load a round is tens of milliseconds).
             job.cost = self._price(job, body)
-            followed.ending = self.recorder.ended(
+            followed.ended = True
+            self.recorder.ended(
                 job,
                 status=status,
                 result=result,
@@ -574,7 +579,7 @@ class JobManager:
                 then=resolve,
             )
         if wait:
-            await asyncio.wrap_future(followed.ending)
+            await _until_done(job)
 
     def _price(self, job: Job, body: dict[str, Any]) -> JobCost | None:
         """The job's cost estimate; None (and a log line) if pricing fails: a cost never costs a job.
@@ -612,11 +617,12 @@ class JobManager:
         async def one(job: Job) -> JobStatus | RunpodError:
             followed = self._followed[job]
             if not job.done() and not job.id:
-                if followed.sending is None:  # its run has not gone out: it never will
+                if followed.sending is not None:  # on its way: cancel it once Runpod names it
+                    await followed.sending.wait()
+                elif not followed.sent:  # its run has not gone out: it never will
                     self._forget_submitting(job)
                     job.finish(error=not_sent_error(job), status=JobStatus.CANCELLED)
                     return job.status
-                await followed.sending.wait()  # on its way: cancel it once Runpod names it
             if not job.done() and job.id:
                 try:
                     await self._cancel(job)
@@ -629,7 +635,7 @@ class JobManager:
     async def _retry(self, job: Job) -> None:
         body = await self._aclient(self._settings_of(job)).retry(job.endpoint_id, job.id)
         job.restart(body)
-        self._followed[job].ending = None  # a new run: its end is a new one to keep
+        self._followed[job].ended = False  # a new run: its end is a new one to keep
         self.recorder.submitted(job, retried=True)
         self._start_following(job)
 
@@ -683,6 +689,25 @@ class JobManager:
         if followed is not None:
             return followed.settings
         return dataclasses.replace(current_settings(), endpoint_base_url=job.base_url)
+
+
+async def _until_done(job: Job) -> None:
+    """Wait on the loop until the job is resolved (by the ledger's writer, once its end is kept)."""
+    if job.done():
+        return
+    loop = asyncio.get_running_loop()
+    resolved: asyncio.Future[None] = loop.create_future()
+
+    def wake(_: Job) -> None:  # on the writer's thread
+        loop.call_soon_threadsafe(_set_once, resolved)
+
+    job.add_done_callback(wake)
+    await resolved
+
+
+def _set_once(future: asyncio.Future[None]) -> None:
+    if not future.done():  # its waiter may have been cancelled meanwhile
+        future.set_result(None)
 
 
 def _new_parts(body: dict[str, Any]) -> list[Any]:

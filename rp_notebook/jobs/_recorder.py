@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 USER_LEDGER = "user"
 
 _Write = Callable[[Ledger], None]
+_After = Callable[[], None]  # run on the writer once its write's batch is committed
 
 #: Jupyter Server names a kernel's notebook in this variable (its path, relative to the server's root).
 NOTEBOOK_ENV = "JPY_SESSION_NAME"
@@ -61,7 +62,7 @@ class JobRecorder:
         self._choice = ledger
         self._ledger: Ledger | None = ledger if isinstance(ledger, Ledger) else None
         self._failed = False
-        self._queue: queue.SimpleQueue[tuple[_Write, Future[None] | None]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[_Write, _After | None]] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -126,22 +127,21 @@ class JobRecorder:
         error: str | None = None,
         body: dict[str, Any] | None = None,
         then: Callable[[], None],
-    ) -> Future[None]:
+    ) -> None:
         """The end of a job (on the manager's loop): its result kept (if any) and its end recorded
         with the final `body`'s times and worker and the job's cost, in one write of the writer;
         then `then()` (the job's resolution), on the writer's thread as soon as that is written,
-        or could not be (the job goes on either way), or at once when nothing is recorded.
-        Returns a Future done once `then()` has run: a caller that reports the job's final state
-        waits for it; the poll loop does not (a wake-up of the loop per job saved).
+        or could not be (the job goes on either way), or at once when nothing is recorded. A caller
+        that reports the job's final state waits for the job itself; the poll loop does not (a
+        wake-up of the loop per job saved).
 
         One hand-over per job, and none of the loop's time: the writer keeps a JSON output in the
         ledger row and writes a media result's files itself (they are already encoded: a write of
-        a few hundred kilobytes at most), in the same batch as the other jobs that ended with it."""
-        done: Future[None] = Future()
+        a few hundred kilobytes at most), in the same batch as the other jobs that ended with it.
+        Nothing of the end stays behind once `then()` has run: no Future is kept per job."""
         if not self.enabled:
             then()
-            done.set_result(None)
-            return done
+            return
         job_id, endpoint_id, base_url = job.id, job.endpoint_id, job.base_url
         final = body if body is not None else job.body
         worker_id = worker_of(final)
@@ -177,13 +177,7 @@ class JobRecorder:
                 cost=job.cost,  # read when written: a cost priced later (cost_known) may be newer
             )
 
-        # A concurrent Future keeps its callbacks after running them, and the manager keeps `done`
-        # for the job's life: `then` is handed over once, or the final body it holds (the raw
-        # output, base64 audio and all) would be kept beside the decoded result.
-        pending = [then]
-        done.add_done_callback(lambda _: _run_then(pending.pop(), job_id))  # before waiters wake
-        self._put(write, done)
-        return done
+        self._put(write, after=lambda: _run_then(then, job_id))
 
     def cost_known(self, job: Job, cost: JobCost) -> None:
         """A cost estimated after the job's end was recorded (its endpoint's pools were read late)."""
@@ -205,7 +199,7 @@ class JobRecorder:
                 "flush() waits for the ledger's writer and was called on it (from a subscriber)"
             )
         done: Future[None] = Future()
-        self._put(lambda ledger: None, done)
+        self._put(lambda ledger: None, after=lambda: done.set_result(None))
         done.result(timeout)
 
     # -- the writer ---------------------------------------------------------------------------------
@@ -220,8 +214,10 @@ class JobRecorder:
                 )
             )
 
-    def _put(self, write: _Write, done: Future[None] | None = None) -> None:
-        self._queue.put((write, done))
+    def _put(self, write: _Write, *, after: _After | None = None) -> None:
+        """Queue `write`; `after()` runs on the writer once the batch holding it is committed (or
+        could not be)."""
+        self._queue.put((write, after))
         with self._lock:
             if self._writer is None:
                 self._writer = threading.Thread(
@@ -232,15 +228,19 @@ class JobRecorder:
     def _write_forever(self) -> None:
         refuse_waits_in_this_thread()  # jobs end here (`then`): their subscribers must not wait
         while True:
-            batch = [self._queue.get()]
-            while True:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            self._write_batch(batch)
+            # No name holds a batch while the next is awaited: its writes hold the jobs' ends.
+            self._write_batch(self._next_batch())
 
-    def _write_batch(self, batch: list[tuple[_Write, Future[None] | None]]) -> None:
+    def _next_batch(self) -> list[tuple[_Write, _After | None]]:
+        """Everything queued: at least one item (waited for), then all that is already there."""
+        batch = [self._queue.get()]
+        while True:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                return batch
+
+    def _write_batch(self, batch: list[tuple[_Write, _After | None]]) -> None:
         ledger = self.ledger
         try:
             if ledger is not None:
@@ -252,9 +252,9 @@ class JobRecorder:
         except Exception:  # a bug here must not leave the manager waiting for ever
             log.exception("rp_notebook: the job ledger's writer failed")
         finally:
-            for _, done in batch:  # ended jobs resolve here (`ended`'s `then`), written or not
-                if done is not None and not done.done():
-                    done.set_result(None)
+            for _, after in batch:  # ended jobs resolve here (`ended`'s `then`), written or not
+                if after is not None:
+                    after()
 
     def _unavailable(self, exc: Exception) -> None:
         if not self._failed:
