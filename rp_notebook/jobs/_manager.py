@@ -105,10 +105,9 @@ class _Followed:
     task: asyncio.Task[None] | None = None  # its poll loop, on the event loop
     #: Only while its run request is on its way (on the loop): a cancel then waits for the answer.
     sending: asyncio.Event | None = None
-    sent: bool = False  # its run was answered, or failed
     #: Its end was handed to the ledger's writer (which resolves the job): from then on the job
     #: is neither followed nor ended again, whichever of poll, refresh or cancel saw it first.
-    #: Flags, not an Event and a Future: this is kept for every job of the session.
+    #: A flag, not a Future: this is kept for every job of the session.
     ended: bool = False
 
 
@@ -445,7 +444,7 @@ class JobManager:
                 raise error from None
             return
         finally:
-            followed.sent, followed.sending = True, None
+            followed.sending = None  # answered (the job has its id) or failed (the job is done)
             sending.set()
         self._remember(job, str(body["id"]))
         job.submitted(str(body["id"]), body)
@@ -578,8 +577,9 @@ class JobManager:
                 body=body,
                 then=resolve,
             )
-        if wait:
-            await _until_done(job)
+        if wait:  # until the writer has resolved it, whoever handed its end over
+            with contextlib.suppress(Exception):  # its error is the caller's to read, not ours
+                await job
 
     def _price(self, job: Job, body: dict[str, Any]) -> JobCost | None:
         """The job's cost estimate; None (and a log line) if pricing fails: a cost never costs a job.
@@ -617,12 +617,11 @@ class JobManager:
         async def one(job: Job) -> JobStatus | RunpodError:
             followed = self._followed[job]
             if not job.done() and not job.id:
-                if followed.sending is not None:  # on its way: cancel it once Runpod names it
-                    await followed.sending.wait()
-                elif not followed.sent:  # its run has not gone out: it never will
+                if followed.sending is None:  # its run has not gone out: it never will
                     self._forget_submitting(job)
                     job.finish(error=not_sent_error(job), status=JobStatus.CANCELLED)
                     return job.status
+                await followed.sending.wait()  # on its way: cancel it once Runpod names it
             if not job.done() and job.id:
                 try:
                     await self._cancel(job)
@@ -689,25 +688,6 @@ class JobManager:
         if followed is not None:
             return followed.settings
         return dataclasses.replace(current_settings(), endpoint_base_url=job.base_url)
-
-
-async def _until_done(job: Job) -> None:
-    """Wait on the loop until the job is resolved (by the ledger's writer, once its end is kept)."""
-    if job.done():
-        return
-    loop = asyncio.get_running_loop()
-    resolved: asyncio.Future[None] = loop.create_future()
-
-    def wake(_: Job) -> None:  # on the writer's thread
-        loop.call_soon_threadsafe(_set_once, resolved)
-
-    job.add_done_callback(wake)
-    await resolved
-
-
-def _set_once(future: asyncio.Future[None]) -> None:
-    if not future.done():  # its waiter may have been cancelled meanwhile
-        future.set_result(None)
 
 
 def _new_parts(body: dict[str, Any]) -> list[Any]:
