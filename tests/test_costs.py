@@ -19,6 +19,7 @@ from rp_notebook import _spend
 from rp_notebook.costs import (
     RUNPOD_PRICES,
     Budget,
+    CostEstimator,
     EndpointRates,
     JobCost,
     PoolPrice,
@@ -419,8 +420,6 @@ def test_a_job_ending_just_after_its_endpoint_was_found_unlisted_is_not_left_wai
     import gc
     import threading
     import weakref
-
-    from rp_notebook.costs import CostEstimator
 
     estimator = CostEstimator()
     answered, forgotten = threading.Event(), threading.Event()
