@@ -82,3 +82,39 @@ def test_tts_magic_returns_at_once_other_cells_run_and_the_handle_becomes_a_play
     final = stdout_of(run(kernel, "print(job.status, job.result().duration > 10)"))
     assert final.split() == ["COMPLETED", "True"]
     run(kernel, "rp_notebook.stop_local()")
+
+
+_HELPERS = """
+import os
+def helpers():
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                is_helper = b"rp_notebook.client._exchange" in cmdline.read()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if is_helper and int(fields[1]) == os.getpid() and fields[0] != "Z":
+            found.append(int(pid))
+    return found
+"""
+
+
+@pytest.mark.timeout(240)
+def test_in_a_kernel_the_job_managers_requests_go_through_one_helper_process_that_ends_with_it(kernel):
+    run(kernel, "import rp_notebook, time\nrp_notebook.start_local();" + _HELPERS)
+    probe = (
+        "from rp_notebook.jobs import get_manager\n"
+        "jobs = [rp_notebook.tts(f'Helper {i}.') for i in range(6)]\n"
+        "print([j.result(timeout=120).__class__.__name__ for j in jobs])\n"
+        "print(len(helpers()))\n"
+    )
+    first = stdout_of(run(kernel, probe)).split("\n")
+    assert first[0] == str(["AudioResult"] * 6)
+    assert first[1] == "1"  # started with the first request, used once ready
+    again = stdout_of(run(kernel, probe)).split("\n")
+    assert again[0] == str(["AudioResult"] * 6) and again[1] == "1"  # the same one, not another
+    closed = stdout_of(run(kernel, "get_manager().close()\ntime.sleep(0.5)\nprint(helpers())"))
+    assert closed.strip() == "[]"

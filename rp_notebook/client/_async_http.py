@@ -6,21 +6,31 @@ event-loop thread, and measured against the local endpoint (1,500 requests, 100 
 spent 101 us of CPU per request, requests on 32 threads 556 us and httpx's AsyncClient 3,604 us.
 Its connector keeps HTTP/1.1 connections alive, so a long-poll after a run reuses the socket.
 
+Each request's bytes go through `_exchange`: in this process, or, in a Jupyter kernel, in a helper
+process that keeps hundreds of them off the kernel's interpreter.
+
 aiohttp is imported when the first transport is made, never on `import rp_notebook`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import ssl
 import urllib.parse
 import urllib.request
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..config import Settings
 from ..errors import TransportError
 from ._budget import RequestBudget, default_budget, split_job_path
+from ._exchange import (
+    Answered,
+    Exchange,
+    HelperProcess,
+    NoAnswer,
+    exchange_here,
+    helper_wanted,
+    new_session,
+)
 from ._http import (
     Attempts,
     RetryPolicy,
@@ -32,9 +42,6 @@ from ._http import (
     request_headers,
     retry_after_seconds,
 )
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["AsyncHTTPTransport"]
 
@@ -54,32 +61,36 @@ class AsyncHTTPTransport:
         timeout: float = 30.0,
         budget: RequestBudget | None = None,
         max_connections: int = 0,
+        helper: bool | None = None,
     ) -> None:
-        """max_connections: sockets kept open at once; 0 leaves it to the budget's concurrency limits."""
-        import aiohttp
-
+        """max_connections: sockets kept open at once; 0 leaves it to the budget's concurrency limits.
+        helper: send the requests through a helper process (`_exchange`) once it has started (it
+        starts with the first request); None: where `helper_wanted()` says (in a Jupyter kernel)."""
         self.settings = settings
         self.base_url = base_url.rstrip("/")
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
         self.budget = budget or default_budget()
-        # Proxy and CA bundle from the environment, read once here: aiohttp's trust_env reads them
-        # again on every request, iterating os.environ, which measured as most of a request's CPU.
         self._proxy = _proxy_for(self.base_url)
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(
-                limit=max_connections, limit_per_host=0, keepalive_timeout=60, ssl=_ssl_context()
-            ),
-            trust_env=False,
-        )
+        self._session = new_session(max_connections)
+        self._helper = HelperProcess()
+        self._use_helper = helper_wanted() if helper is None else helper
         #: Count of HTTP requests actually sent (benchmarks report requests per job).
         self.requests_sent = 0
+        #: How many of those the helper process carried.
+        self.requests_via_helper = 0
         self._retries = _RetryCounts()
 
     def retry_counts(self) -> dict[str, int]:
         return self._retries.snapshot()
 
+    @property
+    def helper_pid(self) -> int | None:
+        """The helper process's pid while it serves this transport's requests, else None."""
+        return self._helper.pid if self._helper.ready else None
+
     async def aclose(self) -> None:
+        await self._helper.aclose()
         await self._session.close()
 
     async def request(
@@ -95,13 +106,18 @@ class AsyncHTTPTransport:
         what: str = "",
     ) -> Any:
         """Send one API call; return its decoded JSON body or raise an rp_notebook error."""
-        import aiohttp
-
         endpoint_id, operation = split_job_path(path)
         data = encode_body(body, path, max_body_bytes, endpoint_id)
-        headers = request_headers(self.settings, has_body=data is not None)
         url = f"{self.base_url}/{path.lstrip('/')}"
-        client_timeout = aiohttp.ClientTimeout(total=None, connect=5.0, sock_read=timeout or self.timeout)
+        exchange = Exchange(
+            method,
+            url,
+            data,
+            params,
+            request_headers(self.settings, has_body=data is not None),
+            timeout or self.timeout,
+            self._proxy,
+        )
         attempts = Attempts(self.retry, idempotent=idempotent, count=self._retries.count)
         for attempt in attempts:
             try:
@@ -109,33 +125,22 @@ class AsyncHTTPTransport:
                     self.base_url, endpoint_id, operation, max_wait=self.retry.max_retry_after
                 ):
                     self.requests_sent += 1
-                    async with self._session.request(
-                        method,
-                        url,
-                        data=data,
-                        params=params,
-                        headers=headers,
-                        timeout=client_timeout,
-                        proxy=self._proxy,
-                    ) as response:
-                        status = response.status
-                        text = await response.text()
-                        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-                        answered_url = str(response.url)
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                never_sent = _never_sent(exc)
-                delay = attempts.after_no_answer(never_sent)
+                    answered = await self._exchange(exchange)
+            except NoAnswer as exc:
+                delay = attempts.after_no_answer(exc.never_sent)
                 if delay is None:
                     raise TransportError(
                         no_answer_message(
-                            self.settings, self.base_url, method, url, exc, never_sent, attempt + 1
+                            self.settings, self.base_url, method, url, exc.reason, exc.never_sent, attempt + 1
                         ),
-                        maybe_delivered=not never_sent,
+                        maybe_delivered=not exc.never_sent,
                         endpoint_id=endpoint_id,
                         job_id=path_ids(path)[1],
                     ) from None
                 await asyncio.sleep(delay)
                 continue
+            status = answered.status
+            retry_after = retry_after_seconds(answered.retry_after)
             delay = attempts.after_status(
                 status,
                 retry_after,
@@ -145,8 +150,8 @@ class AsyncHTTPTransport:
                 return answer(
                     self.settings,
                     status,
-                    text,
-                    url=answered_url,
+                    answered.text,
+                    url=answered.url,
                     path=path,
                     what=what,
                     retry_after=retry_after,
@@ -156,6 +161,14 @@ class AsyncHTTPTransport:
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # the last attempt always returns or raises
 
+    async def _exchange(self, exchange: Exchange) -> Answered:
+        if self._helper.ready:
+            self.requests_via_helper += 1
+            return await self._helper.exchange(exchange)
+        if self._use_helper:
+            self._helper.start()  # in the background: this request and those until it is ready go from here
+        return await exchange_here(self._session, exchange)
+
 
 def _proxy_for(url: str) -> str | None:
     """The proxy the environment names for `url` (HTTPS_PROXY, HTTP_PROXY, NO_PROXY), as requests reads it."""
@@ -163,16 +176,3 @@ def _proxy_for(url: str) -> str | None:
     if urllib.request.proxy_bypass_environment(host):  # type: ignore[attr-defined]  # untyped, public
         return None
     return urllib.request.getproxies_environment().get(scheme)
-
-
-def _ssl_context() -> ssl.SSLContext:
-    """The system's CAs, or the bundle REQUESTS_CA_BUNDLE / SSL_CERT_FILE names (as requests honours)."""
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE")
-    return ssl.create_default_context(cafile=bundle) if bundle else ssl.create_default_context()
-
-
-def _never_sent(exc: BaseException) -> bool:
-    """True when the request provably never reached the server (refused, DNS, connect timeout)."""
-    import aiohttp
-
-    return isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)

@@ -226,11 +226,12 @@ def no_answer_message(
     base_url: str,
     method: str,
     url: str,
-    exc: BaseException,
+    reason: str,
     never_sent: bool,
     attempts: int,
 ) -> str:
-    reason = settings.redact(f"{type(exc).__name__}: {exc}")
+    """reason: why no answer came, as "ExceptionType: message"."""
+    reason = settings.redact(reason)
     tries = f" after {attempts} attempts" if attempts > 1 else ""
     if never_sent:
         return f"could not reach {base_url}{tries} ({reason})"
@@ -348,7 +349,13 @@ class HTTPTransport:
                 if delay is None:
                     raise TransportError(
                         no_answer_message(
-                            self.settings, self.base_url, method, url, exc, never_sent, attempt + 1
+                            self.settings,
+                            self.base_url,
+                            method,
+                            url,
+                            f"{type(exc).__name__}: {exc}",
+                            never_sent,
+                            attempt + 1,
                         ),
                         maybe_delivered=not never_sent,
                         endpoint_id=endpoint_id,
