@@ -150,7 +150,7 @@ class AsyncHTTPTransport:
                 return answer(
                     self.settings,
                     status,
-                    answered.text,
+                    answered.body,
                     url=answered.url,
                     path=path,
                     what=what,

@@ -44,6 +44,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ._http import decode_body
+
 if TYPE_CHECKING:
     import aiohttp
 
@@ -86,7 +88,7 @@ class Exchange(NamedTuple):
 
 class Answered(NamedTuple):
     status: int
-    text: str
+    body: Any  # as `_http.decode_body` gives it: decoded where the bytes arrived
     retry_after: str | None  # the Retry-After header as sent
     url: str  # the URL that answered (after redirects)
 
@@ -119,8 +121,8 @@ async def exchange_here(session: aiohttp.ClientSession, request: Exchange) -> An
             timeout=timeout,
             proxy=request.proxy,
         ) as response:
-            text = await response.text()
-            return Answered(response.status, text, response.headers.get("Retry-After"), str(response.url))
+            body = decode_body(await response.text())
+            return Answered(response.status, body, response.headers.get("Retry-After"), str(response.url))
     except (TimeoutError, aiohttp.ClientError) as exc:
         never_sent = isinstance(exc, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError)
         raise NoAnswer(f"{type(exc).__name__}: {exc}", never_sent) from None

@@ -163,10 +163,18 @@ def path_ids(path: str) -> tuple[str, str | None]:
     return endpoint_id, job_id
 
 
+def decode_body(text: str) -> Any:
+    """An answer's body as JSON, or as the text itself when it is not JSON (None when empty)."""
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return text
+
+
 def answer(
     settings: Settings,
     status: int,
-    text: str,
+    payload: Any,
     *,
     url: str,
     path: str,
@@ -174,13 +182,10 @@ def answer(
     retry_after: float | None,
     attempts: int,
 ) -> Any:
-    """The decoded JSON of a 2xx answer, or the rp_notebook error an error answer stands for."""
+    """The decoded JSON of a 2xx answer, or the rp_notebook error an error answer stands for.
+    payload: the body as `decode_body` gives it."""
     endpoint_id, job_id = path_ids(path)
     ids: dict[str, Any] = {"endpoint_id": endpoint_id or None, "job_id": job_id}
-    try:
-        payload: Any = json.loads(text) if text else None
-    except ValueError:
-        payload = text
     if status < 400:
         if isinstance(payload, str) and payload:
             raise MalformedAnswerError(
@@ -373,7 +378,7 @@ class HTTPTransport:
                 return answer(
                     self.settings,
                     response.status_code,
-                    response.text,
+                    decode_body(response.text),
                     url=response.url,
                     path=path,
                     what=what,
