@@ -118,3 +118,28 @@ def test_in_a_kernel_the_job_managers_requests_go_through_one_helper_process_tha
     assert again[0] == str(["AudioResult"] * 6) and again[1] == "1"  # the same one, not another
     closed = stdout_of(run(kernel, "get_manager().close()\ntime.sleep(0.5)\nprint(helpers())"))
     assert closed.strip() == "[]"
+
+
+@pytest.mark.timeout(240)
+def test_interrupting_the_kernel_leaves_its_http_helper_serving():
+    """jupyter_client interrupts a kernel by signalling its whole process group: the helper must not
+    be in it, or the runs in flight would lose their answers."""
+    km, kc = start_new_kernel(kernel_name="python3")
+    try:
+        run(kc, "import rp_notebook, time\nrp_notebook.start_local();" + _HELPERS)
+        probe = (
+            "jobs = [rp_notebook.tts(f'Interrupt {i}.') for i in range(4)]\n"
+            "print([j.result(timeout=120).__class__.__name__ for j in jobs], helpers())\n"
+        )
+        before = stdout_of(run(kc, probe))
+        asked = kc.execute("time.sleep(60)")
+        time.sleep(1.0)
+        km.interrupt_kernel()
+        reply = kc.get_shell_msg(timeout=60)
+        assert reply["parent_header"]["msg_id"] == asked
+        assert reply["content"]["ename"] == "KeyboardInterrupt"
+        after = stdout_of(run(kc, probe))
+        assert before == after and "AudioResult" in after and "[]" not in after  # the same helper pid
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)

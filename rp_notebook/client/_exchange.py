@@ -38,6 +38,7 @@ import asyncio
 import logging
 import os
 import pickle
+import signal
 import ssl
 import struct
 import sys
@@ -240,6 +241,9 @@ class HelperProcess:
 
     async def _run(self) -> None:
         root = str(Path(__file__).resolve().parents[2])  # so the helper imports this very rp_notebook
+        if not sys.executable:  # an embedded interpreter: nothing to start a helper with
+            self.failed = True
+            return
         try:
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -249,6 +253,10 @@ class HelperProcess:
                 root,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
+                # A session of its own: interrupting a kernel signals its whole process group
+                # (jupyter_client's killpg), and a helper killed by that would cost the runs in
+                # flight their answers.
+                start_new_session=True,
             )
         except OSError as exc:
             self.failed = True
@@ -298,6 +306,9 @@ async def _exit_code(process: asyncio.subprocess.Process) -> int | None:
 
 def helper_main() -> None:
     """The helper process: answer `Exchange` frames from stdin on stdout until stdin closes."""
+    # Ctrl-C in a terminal or a kernel's interrupt is meant for the user's code, not for us (the
+    # helper ends when its stdin closes).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Frames go to the original stdout; anything else printed (a library's warning) goes to stderr.
     frames_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
