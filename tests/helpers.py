@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import time
 import wave
 from collections.abc import Callable
@@ -42,3 +43,19 @@ def all_widget_state() -> dict:
         except RuntimeError:  # one of the copied widgets changed its own state while it was read
             time.sleep(0.01)
     return Widget.get_manager_state(drop_defaults=False, widgets=list(_instances.values()))
+
+
+def http_helpers_of(parent_pid: int) -> list[int]:
+    """The live HTTP helper processes (`rp_notebook.client._exchange`) that `parent_pid` started."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                state, parent = stat.read().rsplit(")", 1)[1].split()[:2]
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                is_helper = b"rp_notebook.client._exchange" in cmdline.read()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if is_helper and int(parent) == parent_pid and state != "Z":
+            found.append(int(pid))
+    return found

@@ -10,18 +10,20 @@ outlive the process that started it.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+import types
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import eventually
+from helpers import eventually, http_helpers_of
 
 from rp_notebook.client._async_http import AsyncHTTPTransport
 from rp_notebook.client._exchange import helper_wanted
@@ -98,6 +100,33 @@ def test_requests_through_the_helper_process_are_answered_as_they_are_in_this_on
     assert helper_answers["errors"]["unknown job"] == ("NotFoundError", 404, "echo", "no-such-job")
 
 
+def test_an_answer_of_megabytes_comes_through_the_helper_whole(local_server):
+    async def main(transport: AsyncHTTPTransport) -> tuple[int, int]:
+        await _until_helper_serves(transport)
+        job = await transport.request(
+            "POST", "echo/run", body={"input": {"audio_kb": 6000}}, idempotent=False
+        )
+        done = await transport.request(
+            "POST", f"echo/status-sync/{job['id']}", params={"wait": 30_000}, idempotent=True
+        )
+        assert done["status"] == "COMPLETED"
+        return len(base64.b64decode(done["output"]["audio"])), transport.requests_via_helper
+
+    size, carried = _with_transport(local_server, True, main)
+    assert size == 6000 * 1024 and carried == 2
+
+
+def test_a_manager_closed_while_its_helper_starts_leaves_no_helper_behind(local_server):
+    async def main(transport: AsyncHTTPTransport) -> None:
+        await transport.request("GET", "echo/health", idempotent=True)  # starts the helper
+        await asyncio.sleep(0.05)  # its process is being created, or importing
+        await transport.aclose()
+
+    assert http_helpers_of(os.getpid()) == []
+    _with_transport(local_server, True, main)
+    eventually(lambda: http_helpers_of(os.getpid()) == [], timeout=10)
+
+
 def test_a_refused_key_is_reported_through_the_helper_without_the_key(local_server):
     wrong = "rpa_WRONGKEY0123456789"
 
@@ -120,15 +149,22 @@ def test_a_refused_key_is_reported_through_the_helper_without_the_key(local_serv
 
 
 def test_a_helper_is_wanted_in_a_kernel_or_where_the_setting_asks(monkeypatch):
+    class KernelShell:  # stands in for ipykernel's ZMQInteractiveShell
+        pass
+
+    shell: object = object()  # a terminal IPython, or none
+    monkeypatch.setitem(
+        sys.modules, "ipykernel.zmqshell", types.SimpleNamespace(ZMQInteractiveShell=KernelShell)
+    )
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: shell))
     monkeypatch.delenv("RP_NOTEBOOK_HTTP_HELPER", raising=False)
-    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
-    assert not helper_wanted()  # a script, the CLI
-    monkeypatch.setitem(sys.modules, "ipykernel", sys)  # any module object: only its presence counts
-    assert helper_wanted()
+    assert not helper_wanted()  # a script, the CLI, a terminal IPython
+    shell = KernelShell()
+    assert helper_wanted()  # a Jupyter kernel
     for off in ("0", "off", "false"):
         monkeypatch.setenv("RP_NOTEBOOK_HTTP_HELPER", off)
         assert not helper_wanted()
-    monkeypatch.delitem(sys.modules, "ipykernel")
+    shell = object()
     monkeypatch.setenv("RP_NOTEBOOK_HTTP_HELPER", "1")
     assert helper_wanted()
 

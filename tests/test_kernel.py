@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import queue
 import time
+from pathlib import Path
 
 import pytest
 from jupyter_client.manager import start_new_kernel
@@ -84,21 +85,13 @@ def test_tts_magic_returns_at_once_other_cells_run_and_the_handle_becomes_a_play
     run(kernel, "rp_notebook.stop_local()")
 
 
-_HELPERS = """
-import os
+TESTS = Path(__file__).resolve().parent
+_HELPERS = f"""
+import os, sys
+sys.path.insert(0, {str(TESTS)!r})
+from helpers import http_helpers_of
 def helpers():
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-                is_helper = b"rp_notebook.client._exchange" in cmdline.read()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if is_helper and int(fields[1]) == os.getpid() and fields[0] != "Z":
-            found.append(int(pid))
-    return found
+    return http_helpers_of(os.getpid())
 """
 
 

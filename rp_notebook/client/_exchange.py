@@ -65,6 +65,9 @@ log = logging.getLogger("rp_notebook")
 
 _LENGTH = struct.Struct("!I")
 _HELLO = 0  # the number of the helper's first frame: it is ready
+# How much a pipe reader buffers before it stops reading: an answer of megabytes (audio in base64)
+# then arrives in a few reads, not in one per 64 KiB.
+_READ_CHUNK = 4 * 2**20
 
 
 def helper_wanted() -> bool:
@@ -72,7 +75,11 @@ def helper_wanted() -> bool:
     setting = os.environ.get("RP_NOTEBOOK_HTTP_HELPER", "").strip().lower()
     if setting:
         return setting not in ("0", "false", "no", "off")
-    return "ipykernel" in sys.modules  # loaded only in a kernel; importing it to ask would cost ~0.3 s
+    # Asked of modules already loaded: importing ipykernel to ask would cost ~0.3 s where it is not.
+    zmqshell, ipython = sys.modules.get("ipykernel.zmqshell"), sys.modules.get("IPython")
+    if zmqshell is None or ipython is None:
+        return False
+    return isinstance(ipython.get_ipython(), zmqshell.ZMQInteractiveShell)
 
 
 class Exchange(NamedTuple):
@@ -257,6 +264,7 @@ class HelperProcess:
                 # (jupyter_client's killpg), and a helper killed by that would cost the runs in
                 # flight their answers.
                 start_new_session=True,
+                limit=_READ_CHUNK,
             )
         except OSError as exc:
             self.failed = True
@@ -266,6 +274,10 @@ class HelperProcess:
             return
         assert process.stdin is not None and process.stdout is not None
         self._process = process
+        if self._closing:  # closed while it was starting
+            process.stdin.close()
+            await process.wait()
+            return
         self._frames = _Frames(process.stdin.write)
         reason = "it closed its output"
         try:
@@ -280,6 +292,9 @@ class HelperProcess:
         except (asyncio.IncompleteReadError, ConnectionError, pickle.UnpicklingError, ValueError) as exc:
             if not isinstance(exc, asyncio.IncompleteReadError):
                 reason = f"{type(exc).__name__}: {exc}"
+        except asyncio.CancelledError:  # the event loop is shutting down: not the helper's doing
+            self._closing = True
+            raise
         finally:
             self.ready = False
             if not self._closing:
@@ -317,7 +332,7 @@ def helper_main() -> None:
 
 async def _serve(frames_out: Any) -> None:
     loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader(limit=2**31)
+    reader = asyncio.StreamReader(limit=_READ_CHUNK)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer)
     transport, _ = await loop.connect_write_pipe(asyncio.Protocol, frames_out)
     frames = _Frames(transport.write)
