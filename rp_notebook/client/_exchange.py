@@ -21,12 +21,14 @@ function, `exchange_here`, is the aiohttp call for both.
 Protocol: length-prefixed pickles on the helper's stdin and stdout, each side writing what one turn
 of its event loop produced in one write: `(number, Exchange)` asks, `(number, None)` drops a request
 whose caller was cancelled, `(number, Answered | NoAnswer)` answers, `(0, None)` says the helper is
-ready. The helper is this module, started from `sys.executable`,
-so unpickling its answers is as safe as importing it. The API key travels only inside the
-requests' headers on that pipe: never on the helper's command line or in its environment.
+ready. The helper is this module, started from `sys.executable`, so unpickling its answers is as
+safe as importing it. The API key travels only inside the requests' headers on that pipe: never on
+the helper's command line or in its environment.
 
 Lifetime: the helper exits when its stdin closes: the transport closed it, or the process that
-started it is gone (killed too). If the helper dies first, every request waiting on it gets a
+started it is gone (killed too). It runs in a session of its own and ignores SIGINT, so a kernel's
+interrupt (sent to the kernel's process group) stops the user's code, not the requests in flight.
+If the helper dies first, every request waiting on it gets a
 `NoAnswer` that does not claim it was never sent (it may have reached the server), which the
 transport retries or reports like any broken connection, and the transport keeps its requests in
 its own process from then on.
