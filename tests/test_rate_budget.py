@@ -132,3 +132,18 @@ def test_a_pause_longer_than_the_retry_policy_allows_fails_at_once_without_sendi
         client.status("c", "some-job")
     assert caught.value.retry_after > 3000
     assert server.rate_limit_stats("c").accepted.get("status", 0) == before
+
+
+def test_a_batch_keeps_exactly_max_parallel_runs_in_flight_until_all_have_gone_out():
+    # Each request spends 100 ms at the server before its answer: five senders overlap there.
+    with LocalEndpoint(port=0, default_endpoints=False, network_delay_ms=200) as server:
+        server.add_endpoint(EndpointConfig(id="p", worker_dir=ECHO_WORKER))
+        settings = configure(api_key=server.api_key, endpoint_base_url=server.job_api_url)
+        manager = JobManager()
+        try:
+            jobs = manager.submit_many("p", [{"i": i} for i in range(20)], settings=settings, max_parallel=5)
+            assert [job.result(timeout=60)["echo"]["i"] for job in jobs] == list(range(20))
+        finally:
+            manager.close()
+        stats = server.rate_limit_stats("p")
+    assert stats.accepted["run"] == 20 and stats.peak_in_flight["run"] == 5

@@ -420,13 +420,16 @@ class JobManager:
     async def _submit_all(
         self, jobs: list[Job], settings: Settings, options: RunOptions, max_parallel: int
     ) -> None:
-        gate = asyncio.Semaphore(max_parallel)
+        # `max_parallel` senders take the jobs in order from one iterator, rather than a task per job
+        # waiting on a semaphore: a batch of 500 would start 500 tasks in one turn of the loop, a
+        # burst that holds the interpreter while the user's next cell waits.
+        pending = iter(jobs)
 
-        async def one(job: Job) -> None:
-            async with gate:
+        async def sender() -> None:
+            for job in pending:
                 await self._submit(job, settings, options, raise_errors=False)
 
-        await asyncio.gather(*(one(job) for job in jobs))
+        await asyncio.gather(*(sender() for _ in range(min(max_parallel, len(jobs)))))
 
     async def _submit(self, job: Job, settings: Settings, options: RunOptions, *, raise_errors: bool) -> None:
         followed = self._followed[job]
