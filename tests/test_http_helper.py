@@ -1,10 +1,11 @@
 """The async transport's helper process (`rp_notebook.client._exchange`), against the real local endpoint.
 
-Once many requests are in flight, new ones go through a helper process; what must hold: the answers
-and errors are the ones the transport gives in its own process, the helper starts only under load,
-a helper that dies mid-request costs no answer silently (idempotent calls are retried here, a run
-is not re-sent), the key is on neither its command line nor its environment, and it does not
-outlive the process that started it.
+Where a helper is wanted, the first request starts one and requests go through it once it is ready;
+what must hold: the answers and errors are the ones the transport gives in its own process, a helper
+is started only where wanted, a helper that dies mid-request costs no answer silently (idempotent
+calls are retried here, a run is not re-sent), one that cannot start leaves the requests in this
+process with one warning, the key is on neither its command line nor its environment, and it does
+not outlive the process that started it.
 """
 
 from __future__ import annotations
@@ -223,6 +224,26 @@ def test_a_helper_killed_mid_request_loses_no_answer_silently(slow_server, caplo
 
     _with_transport(slow_server, True, main)
     assert any("HTTP helper process ended" in r.getMessage() for r in caplog.records)
+
+
+def test_where_no_helper_can_be_started_the_requests_stay_in_this_process_with_one_warning(
+    local_server, monkeypatch, caplog
+):
+    async def no_subprocesses(*args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError  # as asyncio's selector event loop on Windows does
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", no_subprocesses)
+
+    async def main(transport: AsyncHTTPTransport) -> None:
+        for _ in range(3):
+            assert (await transport.request("GET", "echo/health", idempotent=True)) is not None
+            await asyncio.sleep(0.1)
+        assert transport.helper_pid is None
+        assert transport.requests_sent == 3 and transport.requests_via_helper == 0
+
+    _with_transport(local_server, True, main)
+    warned = [r for r in caplog.records if "could not start the HTTP helper" in r.getMessage()]
+    assert len(warned) == 1
 
 
 def test_the_api_key_is_on_neither_the_helpers_command_line_nor_its_environment(local_server, monkeypatch):

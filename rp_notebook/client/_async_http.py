@@ -63,7 +63,9 @@ class AsyncHTTPTransport:
         max_connections: int = 0,
         helper: bool | None = None,
     ) -> None:
-        """max_connections: sockets kept open at once; 0 leaves it to the budget's concurrency limits.
+        """max_connections: sockets kept open at once; 0 leaves it to the budget's concurrency limits
+        (in this process: a helper's session always leaves it to the budget, which holds its
+        requests too).
         helper: send the requests through a helper process (`_exchange`) once it has started (it
         starts with the first request); None: where `helper_wanted()` says (in a Jupyter kernel)."""
         self.settings = settings

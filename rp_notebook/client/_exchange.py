@@ -268,10 +268,13 @@ class HelperProcess:
                 start_new_session=True,
                 limit=_READ_CHUNK,
             )
-        except OSError as exc:
+        except (OSError, NotImplementedError) as exc:  # NotImplementedError: a loop with no
+            # subprocesses: asyncio's selector loop on Windows (the policy Jupyter tools often set)
             self.failed = True
             log.warning(
-                "rp_notebook: could not start the HTTP helper process (%s); requests stay in this one", exc
+                "rp_notebook: could not start the HTTP helper process (%s: %s); requests stay in this one",
+                type(exc).__name__,
+                exc,
             )
             return
         assert process.stdin is not None and process.stdout is not None
