@@ -268,8 +268,9 @@ class HelperProcess:
                 start_new_session=True,
                 limit=_READ_CHUNK,
             )
-        except (OSError, NotImplementedError) as exc:  # NotImplementedError: a loop with no
-            # subprocesses: asyncio's selector loop on Windows (the policy Jupyter tools often set)
+        # NotImplementedError: a loop with no subprocesses, such as asyncio's selector loop on
+        # Windows (the policy Jupyter tools often set there).
+        except (OSError, NotImplementedError) as exc:
             self.failed = True
             log.warning(
                 "rp_notebook: could not start the HTTP helper process (%s: %s); requests stay in this one",
