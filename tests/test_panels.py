@@ -306,6 +306,32 @@ def test_cancel_ends_a_queued_generation_as_cancelled(use_local, release, opened
     assert blocker.result(timeout=60)["echo"]["wait_for_file"] == str(release)
 
 
+def test_a_refresh_between_a_jobs_end_and_its_done_callbacks_already_turns_cancel_off(
+    use_local, release, opened
+):
+    # The ticker refreshes panels on its own thread: one can fall after the job's status turned
+    # final and before the panel's done-callback ran. Subscribers are told just in that gap.
+    blocker = get_manager().submit("echo", {"wait_for_file": str(release)})
+    panel = TTSPanel(endpoint="echo", text="This waits behind the blocker.")
+    opened(panel)
+    panel.generate_button.click()
+    (job,) = panel.jobs
+    seen_in_the_gap: list[tuple[str, bool]] = []
+
+    def refresh_in_the_gap(update):
+        if update.ended:
+            panel._tick()  # what the ticker does
+            seen_in_the_gap.append((job.status, panel.cancel_button.disabled))
+
+    job.subscribe(refresh_in_the_gap)
+    panel.cancel_button.click()
+    eventually(lambda: seen_in_the_gap)
+    assert seen_in_the_gap == [("CANCELLED", True)]
+    assert "data-status='CANCELLED'" in status_of(panel)
+    release.touch()
+    blocker.result(timeout=60)
+
+
 @pytest.mark.parametrize(
     ("setup", "message"),
     [
