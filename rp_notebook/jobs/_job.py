@@ -151,6 +151,15 @@ class Job:
         return self._future.done()
 
     @property
+    def ended(self) -> bool:
+        """The job is over as far as a view can tell: `done()`, or its status already final.
+
+        The status turns final a moment before the job is done and its done-callbacks run; a view
+        that draws the status and decides its buttons with this keeps the two in agreement.
+        """
+        return self.status in TERMINAL_STATES or self.done()
+
+    @property
     def output(self) -> Any:
         """The raw `output` of the last body: progress while running; the result of an endpoint of
         unknown model once COMPLETED (a typed result keeps its data in `result()` instead)."""

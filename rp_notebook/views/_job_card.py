@@ -186,7 +186,7 @@ class JobCard(widgets.VBox):  # type: ignore[misc]  # ipywidgets has no types
                 self.player = None
             self.head.value = card_head_html(job)
             self._render_progress(job)
-            self.cancel_button.layout.display = "none" if done else ""
+            self.cancel_button.layout.display = "none" if job.ended else ""  # agrees with the head
             self.retry_button.layout.display = "" if job.can_rerun else "none"
             if self.player is not None and not done:
                 self.player.status = display.status_style(job.status)[1]

@@ -73,7 +73,7 @@ class _JobRow:
             + (f" · {escape(progress)}" if progress else "")
         )
         self.time.value = escape(_times(job))
-        self.cancel_button.disabled = job.done()
+        self.cancel_button.disabled = job.ended  # read after the status, so the two agree
         self.retry_button.disabled = not job.can_rerun
 
 

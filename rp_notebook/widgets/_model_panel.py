@@ -28,7 +28,6 @@ from typing import Any, ClassVar
 import ipywidgets as widgets
 
 from .. import _api
-from ..client import TERMINAL_STATES
 from ..jobs import Job
 from ..jobs._job import watching_new_jobs
 from ..models import MODELS
@@ -200,7 +199,7 @@ class ModelPanel(KeptAsOneLine, widgets.VBox):  # type: ignore[misc]  # ipywidge
     def _refresh(self) -> None:
         with self._lock:
             latest = self.jobs[-1] if self.jobs else None
-            others = sum(1 for job in self._in_flight if job is not latest and not _has_ended(job))
+            others = sum(1 for job in self._in_flight if job is not latest and not job.ended)
             lines = []
             if self._error is not None:
                 lines.append(error_html(self._error))
@@ -209,13 +208,9 @@ class ModelPanel(KeptAsOneLine, widgets.VBox):  # type: ignore[misc]  # ipywidge
             self.status.value = "<br>".join(lines) or note_html("ready")
             # A job's status turns final a moment before its done-callbacks take it out of
             # `_in_flight`, and the ticker can refresh in between: the button follows the status line.
-            self.cancel_button.disabled = all(_has_ended(job) for job in self._in_flight)
+            self.cancel_button.disabled = all(job.ended for job in self._in_flight)
 
     def __repr__(self) -> str:
         # Short and stable: nbval compares a cell's text/plain, and widget reprs list every trait.
         shown = f"endpoint={self.endpoint!r}" if self.endpoint else ""
         return f"{type(self).__name__}({shown})"
-
-
-def _has_ended(job: Job) -> bool:
-    return job.done() or job.status in TERMINAL_STATES
