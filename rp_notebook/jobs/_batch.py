@@ -140,7 +140,7 @@ class Batch(Sequence[Job]):
         return self.results(timeout=0)
 
     def subscribe(self, fn: Callable[[Batch], None]) -> None:
-        """Call `fn(batch)` after each of its jobs ends (on the manager's thread; keep it quick)."""
+        """Call `fn(batch)` after each of its jobs ends (on the manager's threads; keep it quick)."""
         with self._lock:
             self._subscribers.append(fn)
 

@@ -11,7 +11,7 @@ display and the streaming player in `rp_notebook.views`, the ledger in `_recorde
     job.result(timeout=None)   block until the end; return the typed result or raise a JobError
     await job                  the same, without blocking the event loop
     job.cancel() / retry()     ask Runpod, through the manager (`JobControl`)
-    job.subscribe(fn)          fn(JobUpdate) after every change, on the manager's thread
+    job.subscribe(fn)          fn(JobUpdate) after every change, on the manager's threads
 
 Subscribers run on the manager's threads: its event loop for every change but the end, and the
 ledger's writer for the end (it resolves the job the moment the end is written). They must be
@@ -211,7 +211,8 @@ class Job:
         return asyncio.wrap_future(self._future).__await__()
 
     def add_done_callback(self, fn: Callable[[Job], None]) -> None:
-        """Call `fn(job)` when the job ends (at once if it already has), on the manager's thread."""
+        """Call `fn(job)` when the job ends (at once, here, if it already has), on one of the manager's
+        threads: keep it quick (the module docstring says which)."""
         with self._lock:
             if not self.done():
                 self._done_callbacks.append(fn)
