@@ -59,7 +59,6 @@ class ModelPanel(KeptAsOneLine, widgets.VBox):  # type: ignore[misc]  # ipywidge
         #: Every job submitted from this panel, oldest first.
         self.jobs: list[Job] = []
         self._lock = threading.RLock()
-        self._in_flight: list[Job] = []
         self._error: BaseException | None = None
 
         prefix = f"rp-{self.model}"
@@ -133,7 +132,6 @@ class ModelPanel(KeptAsOneLine, widgets.VBox):  # type: ignore[misc]  # ipywidge
         with self._lock:
             self._error = None
             self.jobs.append(job)
-            self._in_flight.append(job)
             kept = (card, *self.history.children)
             self.history.children = kept[:MAX_HISTORY]
         for dropped in kept[MAX_HISTORY:]:
@@ -145,8 +143,7 @@ class ModelPanel(KeptAsOneLine, widgets.VBox):  # type: ignore[misc]  # ipywidge
     @guarded
     def cancel(self) -> None:
         """What Cancel does: cancel every job of this panel still queued or running."""
-        with self._lock:
-            jobs = list(self._in_flight)
+        jobs = self._running()
         first_error: Exception | None = None
         for job in jobs:
             try:
@@ -180,15 +177,14 @@ class ModelPanel(KeptAsOneLine, widgets.VBox):  # type: ignore[misc]  # ipywidge
         self.cancel()
 
     @guarded
-    def _on_done(self, job: Job) -> None:
-        # On a poller thread (or the main thread, after a cancel): set traits only.
-        with self._lock:
-            if job in self._in_flight:
-                self._in_flight.remove(job)
+    def _on_done(self, _job: Job) -> None:
+        # On one of the manager's threads (or the main thread, after a cancel): set traits only.
         self._refresh()
 
     def _tick(self) -> None:
-        if self._in_flight:
+        # While a job runs, and once more after the last has ended (Cancel still on means the line
+        # drawn last had one in flight): so an end is drawn even before, or without, its callback.
+        if not self.cancel_button.disabled or self._running():
             self._refresh()
 
     def _show_error(self, exc: BaseException) -> None:
@@ -199,16 +195,21 @@ class ModelPanel(KeptAsOneLine, widgets.VBox):  # type: ignore[misc]  # ipywidge
     def _refresh(self) -> None:
         with self._lock:
             latest = self.jobs[-1] if self.jobs else None
-            others = sum(1 for job in self._in_flight if job is not latest and not job.ended)
+            others = sum(1 for job in self._running() if job is not latest)
             lines = []
             if self._error is not None:
                 lines.append(error_html(self._error))
             if latest is not None:
                 lines.append(job_status_html(latest, more=others))
             self.status.value = "<br>".join(lines) or note_html("ready")
-            # A job's status turns final a moment before its done-callbacks take it out of
-            # `_in_flight`, and the ticker can refresh in between: the button follows the status line.
-            self.cancel_button.disabled = all(job.ended for job in self._in_flight)
+            # The latest job's `ended` is read after its line is drawn, and follows its status, not
+            # the done-callbacks that run a moment later (the ticker may refresh in between): the
+            # button and the line agree.
+            self.cancel_button.disabled = not others and (latest is None or latest.ended)
+
+    def _running(self) -> list[Job]:
+        with self._lock:
+            return [job for job in self.jobs if not job.ended]
 
     def __repr__(self) -> str:
         # Short and stable: nbval compares a cell's text/plain, and widget reprs list every trait.
