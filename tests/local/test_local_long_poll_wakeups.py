@@ -35,6 +35,13 @@ class _NoProcesses:
         pass
 
 
+def _endpoint(worker_dir: Path, workers_max: int = 1) -> EndpointState:
+    """An endpoint's state on the running loop, as the server keeps it (no HTTP, no processes)."""
+    return EndpointState(
+        EndpointConfig(id="ep", worker_dir=worker_dir, workers_max=workers_max), _NoProcesses()
+    )
+
+
 async def _one_turn() -> None:
     """Let the loop run once: what was made ready before this call has run when it returns."""
     await asyncio.sleep(0)
@@ -42,7 +49,7 @@ async def _one_turn() -> None:
 
 def test_a_status_sync_waiting_on_a_job_wakes_on_the_loop_turn_after_its_end(tmp_path: Path) -> None:
     async def scenario() -> tuple[bool, bool]:
-        state = EndpointState(EndpointConfig(id="ep", worker_dir=tmp_path), _NoProcesses())
+        state = _endpoint(tmp_path)
         job = state.submit({"input": {"n": 1}})
         [worker_id] = state.workers
         assert [taken.id for taken in await state.take_jobs(worker_id) or []] == [job.id]
@@ -63,7 +70,7 @@ def test_a_status_sync_waiting_on_a_job_wakes_on_the_loop_turn_after_its_end(tmp
 
 def test_a_workers_job_take_wakes_on_the_loop_turn_after_a_job_comes_in(tmp_path: Path) -> None:
     async def scenario() -> tuple[bool, list[str], str]:
-        state = EndpointState(EndpointConfig(id="ep", worker_dir=tmp_path), _NoProcesses())
+        state = _endpoint(tmp_path)
         first = state.submit({"input": {"n": 1}})  # starts the worker the test plays
         [worker_id] = state.workers
         assert [taken.id for taken in await state.take_jobs(worker_id) or []] == [first.id]
@@ -84,7 +91,7 @@ def test_a_workers_job_take_wakes_on_the_loop_turn_after_a_job_comes_in(tmp_path
 
 def test_a_status_sync_with_nothing_ending_returns_quietly_when_its_wait_is_over(tmp_path: Path) -> None:
     async def scenario() -> tuple[bool, str]:
-        state = EndpointState(EndpointConfig(id="ep", worker_dir=tmp_path, workers_max=0), _NoProcesses())
+        state = _endpoint(tmp_path, workers_max=0)
         job = state.submit({"input": {"n": 1}})  # workers_max 0: it stays in the queue
         waiting = asyncio.create_task(state.wait_terminal(job, timeout=0.05))
         await _one_turn()
