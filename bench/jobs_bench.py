@@ -148,6 +148,12 @@ class BenchServer:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            # A session of its own, as `rp-notebook local up` in a terminal of its own is: this
+            # process stands for the Jupyter server between the browser and the kernel, and with
+            # Linux's autogroup scheduling a busy server in its session delays each probe's reply
+            # (and the probes take from the server's share); see bench/README.md. It still ends with
+            # this process: it stops when its stdin closes.
+            start_new_session=True,
         )
         assert self._process.stdout is not None and self._process.stdin is not None
         self._in, self._out = self._process.stdin, self._process.stdout
