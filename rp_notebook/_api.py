@@ -23,7 +23,7 @@ from .jobs import Batch, BatchInputError, Job, RunOptions, get_manager
 from .models import MODELS, ModelSpec
 
 if TYPE_CHECKING:
-    from .local import LocalEndpoint
+    from .local._process import LocalEndpointProcess
 
 __all__ = [
     "MAX_IMAGE_URL_BYTES",
@@ -211,7 +211,7 @@ class _Replaced:
 
 
 _SWAPPED = ("api_key", "endpoint_base_url", "api_base_url")
-_local: LocalEndpoint | None = None
+_local: LocalEndpointProcess | None = None
 _replaced: _Replaced | None = None
 #: The job API URL of the local endpoint stop_local() last stopped (None: none was stopped, or
 #: one runs again).
@@ -220,15 +220,17 @@ _stopped: str | None = None
 _prices_before: PriceTable | None = None
 
 
-def start_local(*, port: int = 0, prices: PriceTable | None = None) -> LocalEndpoint:
-    """Start the local Runpod-compatible endpoint in this process and point rp_notebook at it.
+def start_local(*, port: int = 0, prices: PriceTable | None = None) -> LocalEndpointProcess:
+    """Start the local Runpod-compatible endpoint in a process of its own and point rp_notebook at it.
 
     Runs the CPU engines of the workers, needs no account and no GPU. Both APIs point at it: the
     job API and the management API (GraphQL, REST v2), so provisioning works there too. The
     settings change for this process only; nothing is written to disk, and `stop_local()` puts
     back the ones it replaced. port: 0 picks a free one. Starting twice returns the running one.
     prices: the serverless price table its endpoints are billed by (default Runpod's), which
-    job costs and budgets use while it runs.
+    job costs and budgets use while it runs. Its own process keeps a batch of jobs from sharing a
+    kernel's interpreter with the cells; the handle returned has `LocalEndpoint`'s endpoint and
+    inspection methods (`add_endpoint`, `workers`, `job`, ...), each a call into that process.
     """
     global _local, _replaced, _stopped, _prices_before
     if _local is not None and _local.running:
@@ -237,10 +239,10 @@ def start_local(*, port: int = 0, prices: PriceTable | None = None) -> LocalEndp
         stop_local()
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise ConfigurationError(f"port must be a number from 1 to 65535 (or 0 for a free one), got {port!r}")
-    from .local import LocalEndpoint
+    from .local._process import LocalEndpointProcess
 
     try:
-        server = LocalEndpoint(port=port, prices=prices).start()
+        server = LocalEndpointProcess(port, prices=prices).start()
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
             raise ConfigurationError(
@@ -314,7 +316,7 @@ def stop_local() -> None:
         overrides["endpoints"] = endpoints
 
 
-def local_endpoint() -> LocalEndpoint | None:
+def local_endpoint() -> LocalEndpointProcess | None:
     return _local if _local is not None and _local.running else None
 
 

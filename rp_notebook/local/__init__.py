@@ -17,7 +17,8 @@ Modules: `_config` (EndpointConfig, workers folder), `_records` (job/worker reco
 `_worker_folder` + `_dockerfile` (a folder read as its image: entry point, packages, env),
 `_environments` (the workers' own virtual environments, built by pip and cached),
 `_limits` (payload and rate limits), `_faults` (injected faults for tests), `_webhook`, `_management` (templates and endpoints, shared by
-`_graphql_api` and `_rest_api`), `_server` (LocalEndpoint, serve), `__main__`
+`_graphql_api` and `_rest_api`), `_server` (LocalEndpoint, serve), `_process` (a LocalEndpoint in a
+process of its own, as `start_local()` runs it), `__main__`
 (`python -m rp_notebook.local up`).
 """
 
