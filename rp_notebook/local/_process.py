@@ -311,6 +311,9 @@ def child_main() -> None:
                 answer: tuple[str, Any] = ("ok", value)
             except Exception as exc:  # noqa: BLE001 - raised again in the calling process
                 answer = ("raise", exc)
-            _write(answers_out, answer)
+            try:
+                _write(answers_out, answer)
+            except (pickle.PicklingError, TypeError, AttributeError) as unpicklable:
+                _write(answers_out, ("raise", RuntimeError(f"{name}: {answer[1]!r} ({unpicklable})")))
     finally:
         server.stop()
