@@ -113,6 +113,10 @@ def test_no_two_parts_of_the_package_import_each_other_even_lazily():
             "rp_notebook.jobs",
             ("rp_notebook.widgets", "rp_notebook.views", "rp_notebook.display", "ipywidgets"),
         ),
+        (  # start_local()'s handle: the server runs in its child process, not in a kernel
+            "rp_notebook.local._process",
+            ("rp_notebook.local._server", "rp_notebook.local._jobs_api", "aiohttp"),
+        ),
     ],
 )
 def test_a_leaf_loads_nothing_it_does_not_need(module, never):

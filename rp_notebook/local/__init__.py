@@ -16,13 +16,16 @@ Modules: `_config` (EndpointConfig, workers folder), `_records` (job/worker reco
 (the state machine, no HTTP), `_jobs_api` / `_worker_api` (routes), `_workers` (processes),
 `_worker_folder` + `_dockerfile` (a folder read as its image: entry point, packages, env),
 `_environments` (the workers' own virtual environments, built by pip and cached),
-`_limits` (payload and rate limits), `_faults` (injected faults for tests), `_webhook`, `_management` (templates and endpoints, shared by
+`_limits` (payload and rate limits), `_faults` (injected faults for tests; `_fault_routes` applies
+them), `_webhook`, `_management` (templates and endpoints, shared by
 `_graphql_api` and `_rest_api`), `_server` (LocalEndpoint, serve), `_process` (a LocalEndpoint in a
 process of its own, as `start_local()` runs it), `__main__`
 (`python -m rp_notebook.local up`).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from ._config import (
     LOCAL_LAYERS_ENDPOINT_ID,
@@ -33,7 +36,9 @@ from ._config import (
 )
 from ._faults import Faults
 from ._records import JobInfo, JobStatus, WorkerInfo, WorkerStatus
-from ._server import LocalEndpoint, serve
+
+if TYPE_CHECKING:
+    from ._server import LocalEndpoint, serve
 
 __all__ = [
     "LOCAL_LAYERS_ENDPOINT_ID",
@@ -49,3 +54,13 @@ __all__ = [
     "find_workers_dir",
     "serve",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The server and aiohttp's web stack (~600 modules, ~0.5 s) load on first use: a kernel that
+    # only drives the process `start_local()` serves from, or reads EndpointConfig, never needs them.
+    if name in ("LocalEndpoint", "serve"):
+        from . import _server
+
+        return getattr(_server, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -27,19 +27,19 @@ Reproducible: decisions come from one `random.Random(seed)` (seed 0 unless given
 order requests arrive; the same sequence of requests gets the same faults.
 
 Zero cost when off: the routes check one boolean (`active`) and skip everything else.
+
+This module holds the rules and the draws, with no HTTP in it (`Faults` is a public name of
+`rp_notebook.local`, importable without the server); `_fault_routes` applies a drawn plan to a
+job-API request.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 import random
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-
-from aiohttp import web
 
 __all__ = ["FAULT_ROUTES", "FaultPlan", "FaultRule", "Faults"]
 
@@ -55,8 +55,6 @@ FAULT_ROUTES = (
     "purge-queue",
     "health",
 )
-#: Operations whose answer carries the id of a job they created.
-_CREATING = ("run", "runsync")
 
 
 @dataclass(frozen=True)
@@ -196,69 +194,10 @@ class Faults:
                 counter["slow"] += 1
             return FaultPlan(operation, kind, delay, rule.retry_after_s)
 
-    def _answer_lost(self, job_id: str) -> None:
+    def answer_lost(self, job_id: str) -> None:
+        """Note a job whose run/runsync answer a fault lost (`lost_run_answers`)."""
         with self._lock:
             self._lost.append(job_id)
-
-
-async def before_route(request: web.Request, plan: FaultPlan) -> web.StreamResponse | None:
-    """Apply the part of `plan` that comes before the route runs; a response ends the request."""
-    if plan.kind == "drop_before":
-        return _drop(request)
-    if plan.kind == "error_500":
-        await _delay(plan)
-        return web.json_response(
-            {"error": f"Internal server error (injected fault on /{plan.operation})"}, status=500
-        )
-    if plan.kind == "rate_429":
-        await _delay(plan)
-        response = web.json_response(
-            {"error": f"Too many requests (injected fault on /{plan.operation})"}, status=429
-        )
-        response.headers["Retry-After"] = f"{plan.retry_after_s:g}"
-        return response
-    return None
-
-
-async def after_route(
-    request: web.Request, plan: FaultPlan, response: web.StreamResponse, faults: Faults
-) -> web.StreamResponse:
-    """Apply the part of `plan` that comes after the route ran: the delay, or losing the answer."""
-    await _delay(plan)
-    if plan.kind != "drop_after":
-        return response
-    if plan.operation in _CREATING and response.status == 200 and isinstance(response, web.Response):
-        job_id = _job_id(response)
-        if job_id is not None:
-            faults._answer_lost(job_id)
-    return _drop(request)
-
-
-async def _delay(plan: FaultPlan) -> None:
-    if plan.delay_s:
-        await asyncio.sleep(plan.delay_s)
-
-
-def _drop(request: web.Request) -> web.StreamResponse:
-    # Closing the transport loses the answer: the client sees the connection end with no response
-    # (RemoteDisconnected). aiohttp writes nothing to a closing transport, so the response returned
-    # here only satisfies the handler's signature.
-    transport = request.transport
-    if transport is not None:
-        transport.close()
-    return web.Response(status=503)
-
-
-def _job_id(response: web.Response) -> str | None:
-    body = response.body
-    if not isinstance(body, bytes | bytearray):
-        return None
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        return None
-    job_id = payload.get("id") if isinstance(payload, dict) else None
-    return job_id if isinstance(job_id, str) else None
 
 
 def _route_names(routes: Iterable[str] | None) -> tuple[str, ...]:

@@ -57,7 +57,7 @@ from typing import Any
 from aiohttp import web
 
 from ._config import MAX_JOB_TTL_MS
-from ._faults import after_route, before_route
+from ._fault_routes import after_route, before_route
 from ._http import CONTEXT, json_error, query_ms
 from ._records import Job, JobStatus
 from ._state import EndpointState, StateError
