@@ -23,7 +23,7 @@ from .jobs import Batch, BatchInputError, Job, RunOptions, get_manager
 from .models import MODELS, ModelSpec
 
 if TYPE_CHECKING:
-    from .local._process import LocalEndpointProcess
+    from .local import LocalEndpointProcess
 
 __all__ = [
     "MAX_IMAGE_URL_BYTES",
@@ -239,7 +239,7 @@ def start_local(*, port: int = 0, prices: PriceTable | None = None) -> LocalEndp
         stop_local()
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
         raise ConfigurationError(f"port must be a number from 1 to 65535 (or 0 for a free one), got {port!r}")
-    from .local._process import LocalEndpointProcess
+    from .local import LocalEndpointProcess
 
     try:
         server = LocalEndpointProcess(port, prices=prices).start()

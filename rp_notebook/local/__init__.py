@@ -35,6 +35,7 @@ from ._config import (
     find_workers_dir,
 )
 from ._faults import Faults
+from ._process import LocalEndpointProcess
 from ._records import JobInfo, JobStatus, WorkerInfo, WorkerStatus
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ __all__ = [
     "JobInfo",
     "JobStatus",
     "LocalEndpoint",
+    "LocalEndpointProcess",
     "WorkerInfo",
     "WorkerStatus",
     "default_endpoints",
