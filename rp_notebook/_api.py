@@ -6,7 +6,6 @@ definitions), so bad input costs no GPU time and the message names the field and
 
 from __future__ import annotations
 
-import atexit
 import errno
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -252,8 +251,7 @@ def start_local(*, port: int = 0, prices: PriceTable | None = None) -> LocalEndp
         raise ConfigurationError(
             f"the local endpoint cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}"
         ) from None
-    _local = server
-    atexit.register(server.stop)
+    _local = server  # it stops itself at exit too
     key = config.Secret(server.api_key)
     local: dict[str, Any] = {
         "api_key": key,
@@ -292,7 +290,6 @@ def stop_local() -> None:
     if server is None:
         return
     server.stop()
-    atexit.unregister(server.stop)
     _stopped = server.job_api_url
     use_prices(_prices_before)
     if replaced is None:

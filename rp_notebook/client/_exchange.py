@@ -18,12 +18,12 @@ request budget, retries, the count of requests sent and the reading of an answer
 stay with the transport, so they are the same whichever process carried the bytes, and one
 function, `exchange_here`, is the aiohttp call for both.
 
-Protocol: length-prefixed pickles on the helper's stdin and stdout, each side writing what one turn
-of its event loop produced in one write: `(number, Exchange)` asks, `(number, None)` drops a request
-whose caller was cancelled, `(number, Answered | NoAnswer)` answers, `(0, None)` says the helper is
-ready. The helper is this module, started from `sys.executable`, so unpickling its answers is as
-safe as importing it. The API key travels only inside the requests' headers on that pipe: never on
-the helper's command line or in its environment.
+Protocol: frames (`rp_notebook._frames`: length-prefixed pickles) on the helper's stdin and
+stdout, each side writing what one turn of its event loop produced in one write: `(number,
+Exchange)` asks, `(number, None)` drops a request whose caller was cancelled, `(number, Answered |
+NoAnswer)` answers, `(0, None)` says the helper is ready. The helper is this module, started from
+`sys.executable`, so unpickling its answers is as safe as importing it. The API key travels only
+inside the requests' headers on that pipe: never on the helper's command line or in its environment.
 
 Lifetime: the helper exits when its stdin closes: the transport closed it, or the process that
 started it is gone (killed too). It runs in a session of its own and ignores SIGINT, so a kernel's
@@ -41,13 +41,12 @@ import functools
 import logging
 import os
 import pickle
-import signal
 import ssl
-import struct
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from .. import _frames as framing
 from ._http import decode_body
 
 if TYPE_CHECKING:
@@ -66,7 +65,6 @@ __all__ = [
 
 log = logging.getLogger("rp_notebook")
 
-_LENGTH = struct.Struct("!I")
 _HELLO = 0  # the number of the helper's first frame: it is ready
 # How much a pipe reader buffers before it stops reading: an answer of megabytes (audio in base64)
 # then arrives in a few reads, not in one per 64 KiB.
@@ -175,20 +173,13 @@ class _Frames:
         self._pending: list[bytes] = []
 
     def send(self, message: object) -> None:
-        payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         if not self._pending:
             asyncio.get_running_loop().call_soon(self._flush)
-        self._pending += (_LENGTH.pack(len(payload)), payload)
+        self._pending.append(framing.encode(message))
 
     def _flush(self) -> None:
         data, self._pending = b"".join(self._pending), []
         self._write(data)
-
-
-async def _read_frame(reader: asyncio.StreamReader) -> Any:
-    (size,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
-    # Frames come only from our own process pair over a private pipe (see "Protocol" above).
-    return pickle.loads(await reader.readexactly(size))  # noqa: S301
 
 
 class HelperProcess:
@@ -295,11 +286,11 @@ class HelperProcess:
         self._frames = _Frames(process.stdin.write)
         reason = "it closed its output"
         try:
-            number, _ = await _read_frame(process.stdout)
+            number, _ = await framing.read_async(process.stdout)
             if number == _HELLO and not self._closing:
                 self.ready = True
             while True:
-                number, outcome = await _read_frame(process.stdout)
+                number, outcome = await framing.read_async(process.stdout)
                 answer = self._waiting.pop(number, None)
                 if answer is not None and not answer.done():
                     answer.set_result(outcome)
@@ -335,13 +326,7 @@ async def _exit_code(process: asyncio.subprocess.Process) -> int | None:
 
 def helper_main() -> None:
     """The helper process: answer `Exchange` frames from stdin on stdout until stdin closes."""
-    # Ctrl-C in a terminal or a kernel's interrupt is meant for the user's code, not for us (the
-    # helper ends when its stdin closes).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # Frames go to the original stdout; anything else printed (a library's warning) goes to stderr.
-    frames_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb", buffering=0)
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    asyncio.run(_serve(frames_out))
+    asyncio.run(_serve(framing.child_stdio()))
 
 
 async def _serve(frames_out: Any) -> None:
@@ -367,7 +352,7 @@ async def _serve(frames_out: Any) -> None:
     try:
         while True:
             try:
-                number, request = await _read_frame(reader)
+                number, request = await framing.read_async(reader)
             except asyncio.IncompleteReadError:
                 return  # stdin closed: the transport or its process is gone
             if request is None:  # the transport dropped that request

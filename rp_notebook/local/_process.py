@@ -11,8 +11,8 @@ The handle has the surface a notebook uses: the addresses and key, `prices`, `ru
 and the inspection and endpoint methods of `LocalEndpoint` (`add_endpoint`, `workers`, `job`, ...),
 each a call into the process. In-process controls such as `faults` stay with `LocalEndpoint`.
 
-Protocol: length-prefixed pickles on the process's stdin and stdout, between two processes of this
-package: `(port, prices)` in, then `("ready", info)` or `("error", errno, message)` out; then each
+Protocol: frames (`rp_notebook._frames`: length-prefixed pickles) on the process's stdin and
+stdout: `(port, prices)` in, then `("ready", info)` or `("error", errno, message)` out; then each
 call `(name, args, kwargs)` answered by `("ok", value)` or `("raise", exception)`. The API key
 travels on that pipe only, never on a command line or in an environment. The process stops its
 server (and the server its workers) when its stdin closes: `stop()`, or this process ending in any
@@ -23,16 +23,15 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import os
+import io
 import pickle
-import signal
-import struct
 import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
+from .. import _frames as framing
 from ..costs import RUNPOD_PRICES
 
 if TYPE_CHECKING:
@@ -43,25 +42,27 @@ if TYPE_CHECKING:
 
 __all__ = ["LocalEndpointProcess"]
 
-_LENGTH = struct.Struct("!I")
+#: What the handle may ask of the server in the child (LocalEndpoint's attribute names).
+_CALLS = frozenset(
+    {
+        "endpoint_ids",
+        "add_endpoint",
+        "remove_endpoint",
+        "endpoint_config",
+        "templates",
+        "managed_endpoints",
+        "job",
+        "jobs",
+        "workers",
+        "health",
+        "rate_limit_stats",
+    }
+)
 
 
 def _write(stream: IO[bytes], message: object) -> None:
-    payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_LENGTH.pack(len(payload)) + payload)
+    stream.write(framing.encode(message))
     stream.flush()
-
-
-def _read(stream: IO[bytes]) -> Any:
-    header = stream.read(_LENGTH.size)
-    if len(header) < _LENGTH.size:
-        raise EOFError("the other side closed the pipe")
-    (size,) = _LENGTH.unpack(header)
-    payload = stream.read(size)
-    if len(payload) < size:
-        raise EOFError("the other side closed the pipe")
-    # Frames come only from our own process pair over a private pipe (see "Protocol" above).
-    return pickle.loads(payload)  # noqa: S301
 
 
 class LocalEndpointProcess:
@@ -189,8 +190,7 @@ class LocalEndpointProcess:
     # ------------------------------------------------------------------ calls into the process
     @property
     def endpoint_ids(self) -> list[str]:
-        ids: list[str] = self._call("endpoint_ids")
-        return ids
+        return cast("list[str]", self._call("endpoint_ids"))
 
     def add_endpoint(self, config: EndpointConfig, *, check: bool = True) -> None:
         """Register an endpoint (see `LocalEndpoint.add_endpoint`)."""
@@ -200,38 +200,31 @@ class LocalEndpointProcess:
         self._call("remove_endpoint", endpoint_id)
 
     def endpoint_config(self, endpoint_id: str) -> EndpointConfig:
-        config: EndpointConfig = self._call("endpoint_config", endpoint_id)
-        return config
+        return cast("EndpointConfig", self._call("endpoint_config", endpoint_id))
 
     def templates(self) -> list[dict[str, Any]]:
-        templates: list[dict[str, Any]] = self._call("templates")
-        return templates
+        return cast("list[dict[str, Any]]", self._call("templates"))
 
     def managed_endpoints(self) -> list[dict[str, Any]]:
-        endpoints: list[dict[str, Any]] = self._call("managed_endpoints")
-        return endpoints
+        return cast("list[dict[str, Any]]", self._call("managed_endpoints"))
 
     def job(self, endpoint_id: str, job_id: str) -> JobInfo | None:
-        info: JobInfo | None = self._call("job", endpoint_id, job_id)
-        return info
+        return cast("JobInfo | None", self._call("job", endpoint_id, job_id))
 
     def jobs(self, endpoint_id: str) -> list[JobInfo]:
-        infos: list[JobInfo] = self._call("jobs", endpoint_id)
-        return infos
+        return cast("list[JobInfo]", self._call("jobs", endpoint_id))
 
     def workers(self, endpoint_id: str, *, include_exited: bool = False) -> list[WorkerInfo]:
-        infos: list[WorkerInfo] = self._call("workers", endpoint_id, include_exited=include_exited)
-        return infos
+        return cast("list[WorkerInfo]", self._call("workers", endpoint_id, include_exited=include_exited))
 
     def health(self, endpoint_id: str) -> dict[str, Any]:
-        health: dict[str, Any] = self._call("health", endpoint_id)
-        return health
+        return cast("dict[str, Any]", self._call("health", endpoint_id))
 
     def rate_limit_stats(self, endpoint_id: str) -> RateLimitStats:
-        stats: RateLimitStats = self._call("rate_limit_stats", endpoint_id)
-        return stats
+        return cast("RateLimitStats", self._call("rate_limit_stats", endpoint_id))
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        assert name in _CALLS, name  # the child answers only these
         with self._lock:
             process = self._process
             if process is None or process.poll() is not None:
@@ -239,7 +232,7 @@ class LocalEndpointProcess:
             assert process.stdin is not None and process.stdout is not None
             try:
                 _write(process.stdin, (name, args, kwargs))
-                outcome = _read(process.stdout)
+                outcome = framing.read(process.stdout)
             except (OSError, EOFError) as exc:
                 raise RuntimeError(f"the local endpoint's process ended ({exc})") from None
         if outcome[0] == "raise":
@@ -249,36 +242,18 @@ class LocalEndpointProcess:
 
 def _read_or_none(stream: IO[bytes] | None) -> Any:
     try:
-        return _read(stream) if stream is not None else None
+        return framing.read(stream) if stream is not None else None
     except (OSError, EOFError, pickle.UnpicklingError):
         return None
 
 
-_CALLABLE = frozenset(
-    {
-        "add_endpoint",
-        "remove_endpoint",
-        "endpoint_config",
-        "templates",
-        "managed_endpoints",
-        "job",
-        "jobs",
-        "workers",
-        "health",
-        "rate_limit_stats",
-    }
-)
-
-
 def child_main() -> None:
     """The process: serve a LocalEndpoint, answer calls from stdin, stop when stdin closes."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # an interrupt is for the user's code, not for us
+    answers_out = io.BufferedWriter(framing.child_stdio())
     calls_in = sys.stdin.buffer
-    answers_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # anything printed goes to stderr, not the frames
     from ._server import LocalEndpoint
 
-    port, prices = _read(calls_in)
+    port, prices = framing.read(calls_in)
     server = LocalEndpoint(port=port, prices=prices)
     try:
         server.start()
@@ -298,17 +273,14 @@ def child_main() -> None:
     try:
         while True:
             try:
-                name, args, kwargs = _read(calls_in)
+                name, args, kwargs = framing.read(calls_in)
             except EOFError:
                 return
             try:
-                if name == "endpoint_ids":
-                    value: Any = server.endpoint_ids
-                elif name in _CALLABLE:
-                    value = getattr(server, name)(*args, **kwargs)
-                else:
+                if name not in _CALLS:
                     raise AttributeError(f"LocalEndpoint has no call {name!r}")
-                answer: tuple[str, Any] = ("ok", value)
+                value = getattr(server, name)  # a property (endpoint_ids) or a method
+                answer: tuple[str, Any] = ("ok", value(*args, **kwargs) if callable(value) else value)
             except Exception as exc:  # noqa: BLE001 - raised again in the calling process
                 answer = ("raise", exc)
             try:
