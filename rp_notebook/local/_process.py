@@ -12,18 +12,29 @@ and the inspection and endpoint methods of `LocalEndpoint` (`add_endpoint`, `wor
 each a call into the process. In-process controls such as `faults` stay with `LocalEndpoint`.
 
 Protocol: frames (`rp_notebook._frames`: length-prefixed pickles) on the process's stdin and
-stdout: `(port, prices)` in, then `("ready", info)` or `("error", errno, message)` out; then each
-call `(name, args, kwargs)` answered by `("ok", value)` or `("raise", exception)`. The API key
-travels on that pipe only, never on a command line or in an environment. The process stops its
+stdout: `(port, prices, log_level)` in, then `("ready", info)` or `("error", errno, message)` out;
+then each call `(name, args, kwargs)` answered by `("ok", value)` or `("raise", exception)`. The API
+key travels on that pipe only, never on a command line or in an environment. The process stops its
 server (and the server its workers) when its stdin closes: `stop()`, or this process ending in any
 way, killed too.
+
+Its log: the server reports what goes wrong out of any call (a worker that exited, one that cannot
+start, a webhook that failed) as log records, which a notebook user must see where they saw them
+when the server ran in the kernel: in the notebook. So the child writes each record to its stderr as
+one marked line, and a thread here logs it again on the same logger at the same level (records from
+`log_level`, this process's level for `rp_notebook.local`, up); whatever else the child writes there
+(a traceback as it dies) goes on to this process's stderr, and its last lines into the error of a
+start that failed.
 """
 
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import io
+import json
+import logging
 import pickle
 import subprocess
 import sys
@@ -60,6 +71,11 @@ _CALLS = frozenset(
 )
 
 
+#: Marks a line of the child's stderr that is a log record (JSON `[level, logger, message]`).
+_RECORD = b"\x1erp-notebook-log "
+_LOGGER = "rp_notebook.local"
+
+
 def _write(stream: IO[bytes], message: object) -> None:
     stream.write(framing.encode(message))
     stream.flush()
@@ -72,6 +88,7 @@ class LocalEndpointProcess:
         self.prices = prices or RUNPOD_PRICES
         self._port = port
         self._process: subprocess.Popen[bytes] | None = None
+        self._output: _OutputRelay | None = None
         self._info: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._stopped = False
@@ -92,13 +109,16 @@ class LocalEndpointProcess:
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             # A session of its own: a kernel's interrupt (sent to its process group) is meant for
             # the user's code, and the scheduler's per-session shares keep the two apart.
             start_new_session=True,
         )
-        assert process.stdin is not None and process.stdout is not None
+        assert process.stdin is not None and process.stdout is not None and process.stderr is not None
         self._process = process
-        _write(process.stdin, (self._port, self.prices))
+        self._output = _OutputRelay(process.stderr)
+        with contextlib.suppress(BrokenPipeError):  # it has ended already: the read below says so
+            _write(process.stdin, (self._port, self.prices, logging.getLogger(_LOGGER).getEffectiveLevel()))
         answer: list[Any] = []
         reader = threading.Thread(target=lambda: answer.append(_read_or_none(process.stdout)), daemon=True)
         reader.start()
@@ -108,8 +128,9 @@ class LocalEndpointProcess:
             self._end(process)
             if isinstance(first, tuple) and first[0] == "error":
                 raise OSError(first[1], first[2])
-            why = "did not start" if not answer else "ended before it was ready"
-            raise RuntimeError(f"the local endpoint's process {why} (within {timeout} s)")
+            why = f"did not start within {timeout} s" if not answer else "ended before it was ready"
+            last = self._output.last_line()
+            raise RuntimeError(f"the local endpoint's process {why}" + (f": {last}" if last else ""))
         self._info = first[1]
         atexit.register(self.stop)
         return self
@@ -123,8 +144,7 @@ class LocalEndpointProcess:
         atexit.unregister(self.stop)
         self._end(process, timeout)
 
-    @staticmethod
-    def _end(process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    def _end(self, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
         assert process.stdin is not None
         with contextlib.suppress(OSError):  # a pipe already broken: the child has ended
             process.stdin.close()  # the child stops its server when its stdin ends
@@ -133,6 +153,8 @@ class LocalEndpointProcess:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if self._output is not None:  # what it logged as it stopped, before this returns
+            self._output.join(timeout=5.0)
 
     @property
     def running(self) -> bool:
@@ -240,6 +262,61 @@ class LocalEndpointProcess:
         return outcome[1]
 
 
+class _OutputRelay:
+    """Reads the child's stderr on a thread of its own: a marked line is a log record, logged again
+    here; any other line goes on to this process's stderr, and the last few are kept for an error."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self._last: collections.deque[str] = collections.deque(maxlen=20)
+        self._thread = threading.Thread(target=self._relay, name="rp-local-endpoint-output", daemon=True)
+        self._thread.start()
+
+    def last_line(self) -> str:
+        return self._last[-1] if self._last else ""
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def _relay(self) -> None:
+        # Read to the end whatever happens: a child whose stderr pipe is full would block.
+        for line in self._stream:
+            if line.startswith(_RECORD):
+                with contextlib.suppress(ValueError, TypeError):
+                    level, name, message = json.loads(line[len(_RECORD) :])
+                    logging.getLogger(str(name)).log(int(level), "%s", message)
+                    continue
+            text = line.decode(errors="replace")
+            if text.strip():
+                self._last.append(text.strip())
+            with contextlib.suppress(ValueError, OSError):  # this process's stderr closed
+                sys.stderr.write(text)
+
+
+class _RecordLines(logging.Handler):
+    """In the child: each record as one marked line on stderr, for `_OutputRelay` to log again."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+            if record.exc_info:
+                message += "\n" + logging.Formatter().formatException(record.exc_info)
+            # One line whatever the message holds: JSON escapes its newlines and non-ASCII.
+            sys.stderr.write(_RECORD.decode() + json.dumps([record.levelno, record.name, message]) + "\n")
+            sys.stderr.flush()
+        except Exception:  # noqa: BLE001 - logging's own convention: a handler never raises
+            self.handleError(record)
+
+
+def _log_to_parent(level: int) -> None:
+    """In the child: every record from `level` up (the parent's) and any library's warnings go to
+    the parent, as lines `_OutputRelay` reads; none is printed here as well."""
+    root = logging.getLogger()
+    root.addHandler(_RecordLines())
+    root.setLevel(logging.WARNING)  # as Python's own default, for other libraries' loggers
+    logging.getLogger("rp_notebook").setLevel(level)
+
+
 def _read_or_none(stream: IO[bytes] | None) -> Any:
     try:
         return framing.read(stream) if stream is not None else None
@@ -253,7 +330,8 @@ def child_main() -> None:
     calls_in = sys.stdin.buffer
     from ._server import LocalEndpoint
 
-    port, prices = framing.read(calls_in)
+    port, prices, log_level = framing.read(calls_in)
+    _log_to_parent(log_level)
     server = LocalEndpoint(port=port, prices=prices)
     try:
         server.start()

@@ -3,12 +3,15 @@
 What must hold: the server runs outside the calling process and its session (a kernel's cells never
 share an interpreter or a CPU share with it), jobs go through it as before, the handle's calls reach
 the server and bring its errors back as they are, the key is on neither the process's command line
-nor its environment, and the process does not outlive the one that started it, killed or not.
+nor its environment, the process does not outlive the one that started it, killed or not, and what
+the server logs (a worker that exited) reaches the starting process's loggers, as it did when the
+server ran there: in a kernel, the notebook.
 """
 
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import subprocess
 import sys
@@ -22,7 +25,7 @@ import pytest
 import rp_notebook
 from rp_notebook import _api
 from rp_notebook.local import EndpointConfig, WorkerStatus
-from rp_notebook.local._process import LocalEndpointProcess
+from rp_notebook.local._process import LocalEndpointProcess, _OutputRelay
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -132,6 +135,62 @@ def test_a_port_in_use_is_refused_as_the_servers_own_oserror_and_leaves_no_proce
 
     assert refused.value.errno == errno.EADDRINUSE
     assert not second.running and local.running
+
+
+def test_what_the_server_logs_reaches_this_processs_loggers(local, caplog):
+    caplog.set_level(logging.WARNING, logger="rp_notebook.local")
+    local.add_endpoint(EndpointConfig(id="broken-here", worker_dir=FIXTURES / "broken", workers_max=1))
+
+    job = rp_notebook.get_manager().submit("broken-here", {"x": 1})
+
+    assert "failed to start 3 times" in str(job.exception(timeout=120))
+    deadline = time.monotonic() + 30
+    while not _records(caplog, "endpoint broken-here: worker") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    exits = _records(caplog, "endpoint broken-here: worker")
+    assert exits and all(record.levelno == logging.WARNING for record in exits)
+    assert "(log: " in exits[0].getMessage()  # where the worker's own traceback is
+    assert all(local.api_key not in record.getMessage() for record in caplog.records)
+
+
+def test_a_childs_records_are_logged_here_whole_and_its_other_output_goes_to_stderr(caplog, capsys):
+    caplog.set_level(logging.INFO, logger="rp_notebook.local")
+    script = f"""
+import logging, sys
+from rp_notebook.local._process import _log_to_parent
+_log_to_parent({logging.INFO})
+logging.getLogger("rp_notebook.local").info("two lines,\\nand é")
+logging.getLogger("rp_notebook.local").debug("below the level asked for")
+print("not a record", file=sys.stderr, flush=True)
+raise SystemExit("the last words")
+"""
+    child = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE)
+    assert child.stderr is not None
+    relay = _OutputRelay(child.stderr)
+
+    child.wait(60)
+    relay.join(timeout=30)
+
+    logged = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "rp_notebook.local"]
+    assert logged == [(logging.INFO, "two lines,\nand é")]
+    assert capsys.readouterr().err == "not a record\nthe last words\n"
+    assert relay.last_line() == "the last words"
+
+
+def test_a_child_that_dies_before_it_is_ready_is_reported_with_its_last_words(tmp_path, monkeypatch):
+    not_python = tmp_path / "python"
+    not_python.write_text("#!/bin/sh\necho 'ModuleNotFoundError: No module named aiohttp' >&2\nexit 1\n")
+    not_python.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(not_python))
+
+    with pytest.raises(
+        RuntimeError, match="ended before it was ready: ModuleNotFoundError: No module named aiohttp"
+    ):
+        LocalEndpointProcess().start()
+
+
+def _records(caplog: pytest.LogCaptureFixture, text: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "rp_notebook.local" and text in r.getMessage()]
 
 
 def _alive(pid: int) -> bool:
