@@ -314,7 +314,7 @@ def _log_to_parent(level: int) -> None:
     root = logging.getLogger()
     root.addHandler(_RecordLines())
     root.setLevel(logging.WARNING)  # as Python's own default, for other libraries' loggers
-    logging.getLogger("rp_notebook").setLevel(level)
+    logging.getLogger(_LOGGER).setLevel(level)
 
 
 def _read_or_none(stream: IO[bytes] | None) -> Any:
